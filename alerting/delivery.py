@@ -1,0 +1,590 @@
+"""The alert dispatcher: policy in, notifications out, exactly once per receiver.
+
+The worker's alerts agent drives it::
+
+    dispatcher = AlertDispatcher(settings, notifiers, log, silences, recorder)
+    await dispatcher.submit(alert, now)   # per alert consumed from spendwatch.alerts.v1
+    await dispatcher.tick(now)            # about every second
+    await dispatcher.send_digest(summary, now)   # once a day
+    await dispatcher.close()
+
+Guarantees:
+
+- **Once per (receiver, alert_id, status).** Before anything is queued the ledger is asked
+  what the receiver already got; after the destination accepts a notification the
+  delivery log is fsync'd before the dispatcher moves on. A replayed alert, a restart, or a
+  second route to the same receiver sends nothing twice. (Reminders for alerts still firing
+  are the deliberate exception: the n-th reminder is key ``alert_id:firing:n``, itself sent
+  once.) A crash between the destination accepting and the log write can repeat that one
+  notification: at-least-once at that single point, as with any external side effect.
+- **Nothing lost on restart.** ``submit`` logs each new (alert_id, status) durably before
+  returning, so the Kafka offset may be committed right after; on start the dispatcher
+  re-queues accepted alerts that are not settled and dead letters that are not delivered.
+- **Retries.** Transient failures (connection, timeout, 5xx, 429) retry with exponential
+  backoff; a 429's ``Retry-After`` delays that destination at least that long. Slack (any
+  notifier with ``pace_key``/``min_interval_s``) gets at most one message per interval.
+- **Dead letters.** After ``retry.max_attempts`` (or a permanent failure) the notification is
+  kept as a dead letter (persisted), retried every ``retry.dead_letter_retry_s``, and a
+  ``pipeline`` alert goes to the *other* receivers; when the dead letter finally gets through,
+  that pipeline alert is resolved.
+- **Every decision is recorded.** ``recorder`` gets an ``AlertRecord`` for each newly accepted
+  (alert_id, status) and a ``DeliveryRecord`` per alert per attempt, silence, inhibition and
+  drop. A failing recorder is logged and counted (``recorder_errors``), never fatal.
+
+``submit`` and ``tick`` take ``now`` explicitly (timezone-aware). ``tick`` returns when the
+due sends finished (each bounded by its notifier's timeout and ``send_timeout_s``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+from collections.abc import Awaitable, Callable, Iterable, Mapping
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Final
+
+from alerting.config import AlertingSettings
+from alerting.deliverylog import DeliveryLog, FileDeliveryLog, Ledger
+from alerting.digest import DigestSummary
+from alerting.errors import PermanentDeliveryError, TransientDeliveryError
+from alerting.notification import Notification
+from alerting.notifiers.base import Notifier, close_notifier, pace_of
+from alerting.policy.grouping import Group, due_for, group_key
+from alerting.policy.inhibition import inhibited_by
+from alerting.policy.routing import GroupParams, RouteTarget, route_alert
+from alerting.policy.silences import Silence, silenced_by
+from alerting.records import AlertRecord, DeliveryRecord, Outcome, Record
+from alerting.silence_store import FileSilenceStore, MemorySilenceStore, SilenceStore
+from alerting.state import DELIVERY_LOG_FILE, SILENCES_FILE
+from alerting.state import state_dir as resolve_state_dir
+from schemas.alerts import Alert, alert_id_for
+
+log = logging.getLogger(__name__)
+
+Recorder = Callable[[Record], Awaitable[object]]
+UNDELIVERABLE: Final = "undeliverable"
+
+
+@dataclass
+class _Job:
+    """A notification on its way to one receiver."""
+
+    notification: Notification
+    next_attempt_at: datetime
+    attempts: int = 0
+    dead: bool = False
+    running: bool = False
+    last_error: str = ""
+
+    @property
+    def receiver(self) -> str:
+        return self.notification.receiver
+
+
+@dataclass
+class _Result:
+    job: _Job
+    error: Exception | None = None
+    transient: bool = True
+    retry_after_s: float | None = None
+
+
+def _is_failure_notice(n: Notification) -> bool:
+    return bool(n.alerts) and all(
+        a.kind == "pipeline" and a.labels.get("reason") == UNDELIVERABLE for a in n.alerts
+    )
+
+
+class AlertDispatcher:
+    """Routes, groups, mutes and delivers alerts; see the module docstring for guarantees.
+
+    ``notifiers`` maps receiver name -> notifier and must cover every configured receiver
+    (``ValueError`` otherwise). ``silences`` defaults to an empty in-memory store.
+    ``retention_s`` is how long the delivery log remembers deliveries (the replay horizon).
+    """
+
+    def __init__(
+        self,
+        settings: AlertingSettings,
+        notifiers: Mapping[str, Notifier],
+        log: DeliveryLog,
+        silences: SilenceStore | None = None,
+        recorder: Recorder | None = None,
+        *,
+        retention_s: float = 35 * 86400.0,
+        send_timeout_s: float = 60.0,
+    ) -> None:
+        missing = [r for r in settings.receiver_names if r not in notifiers]
+        if missing:
+            raise ValueError(f"no notifier for receivers {missing}")
+        self.settings = settings
+        self.notifiers = dict(notifiers)
+        self.ledger = Ledger(log)
+        self.silences: SilenceStore = silences if silences is not None else MemorySilenceStore()
+        self.recorder = recorder
+        self.retention_s = retention_s
+        self.send_timeout_s = send_timeout_s
+        self.recorder_errors = 0
+        self._types = {r.name: r.type for r in settings.receivers}
+        self._groups: dict[str, Group] = {}
+        self._active: dict[str, Alert] = {}
+        self._last_seen: dict[str, datetime] = {}
+        self._jobs: list[_Job] = []
+        self._in_flight: dict[str, set[str]] = {}
+        self._pace: dict[str, datetime] = {}
+        self._noted: set[tuple[str, str, str]] = set()
+        self._started = False
+        self._closed = False
+        self._lock = asyncio.Lock()
+        self._tick_lock = asyncio.Lock()
+
+    @classmethod
+    def from_settings(
+        cls,
+        settings: AlertingSettings,
+        *,
+        state_dir: str | os.PathLike[str] | None = None,
+        recorder: Recorder | None = None,
+        notifiers: Mapping[str, Notifier] | None = None,
+    ) -> AlertDispatcher:
+        """The production wiring: notifiers built from the settings (unless given), the
+        fsync'd ``<state_dir>/alert-delivery-log.jsonl`` and ``<state_dir>/silences.json``
+        (``state_dir``: argument, else ``SPENDWATCH_STATE_DIR``, else ``./.spendwatch``)."""
+        from alerting.notifiers.factory import build_notifiers
+
+        root = resolve_state_dir(state_dir)
+        return cls(
+            settings,
+            notifiers if notifiers is not None else build_notifiers(settings),
+            FileDeliveryLog(root / DELIVERY_LOG_FILE),
+            FileSilenceStore(root / SILENCES_FILE),
+            recorder,
+        )
+
+    # ------------------------------------------------------------------ public
+
+    async def submit(self, alert: Alert, now: datetime) -> None:
+        """Take in one alert (firing or resolved). Durable when it returns: the alert is in
+        the delivery log, so the caller may commit its Kafka offset. Sends happen in
+        ``tick``. A replay of an already accepted (alert_id, status) is recognised and adds
+        nothing; a firing copy arriving after its resolution is ignored as stale."""
+        self._check_now(now)
+        async with self._lock:
+            await self._ensure_started(now)
+            targets = self._targets(alert)
+            new = self.ledger.accept(alert, now)
+            if new:
+                muted = silenced_by(alert, self.silences.current(), now)
+                receivers = tuple(t.receiver for t in targets)
+                await self._record(AlertRecord.of(alert, now, receivers, muted))
+            self._track(alert, now, targets)
+
+    async def tick(self, now: datetime) -> None:
+        """Flush due groups (new alerts, resolutions, reminders), then send what is due:
+        first attempts, retries, paced messages and slow dead-letter retries."""
+        self._check_now(now)
+        async with self._tick_lock:
+            async with self._lock:
+                await self._ensure_started(now)
+                self._expire(now)
+                silences = self.silences.current()
+                due = [k for k, g in self._groups.items() if g.is_due(now)]
+                sources = self._inhibition_sources() if due else []
+                for key in due:
+                    await self._flush(self._groups[key], now, silences, sources)
+            await self._deliver(now)
+
+    async def send_digest(self, summary: DigestSummary, now: datetime) -> None:
+        """Queue the daily digest for every digest receiver (once per receiver and day,
+        across restarts) and send it now."""
+        self._check_now(now)
+        async with self._tick_lock:
+            async with self._lock:
+                await self._ensure_started(now)
+                for receiver in self.settings.digest_receivers:
+                    n = Notification(
+                        receiver=receiver,
+                        group_key=f"digest:{summary.day.isoformat()}",
+                        created_at=now,
+                        kind="digest",
+                        digest=summary,
+                    )
+                    busy = any(
+                        j.notification.notification_id == n.notification_id for j in self._jobs
+                    )
+                    if not busy and not self.ledger.all_sent(n):
+                        self._jobs.append(_Job(n, next_attempt_at=now))
+            await self._deliver(now)
+
+    async def close(self) -> None:
+        """Close notifiers and the log. Queued work is not lost: accepted alerts and dead
+        letters are re-queued from the delivery log by the next dispatcher."""
+        if self._closed:
+            return
+        self._closed = True
+        async with self._tick_lock, self._lock:
+            for notifier in self.notifiers.values():
+                try:
+                    await close_notifier(notifier)
+                except Exception:  # closing must reach every notifier
+                    log.exception("closing notifier %s failed", notifier.name)
+            self.ledger.log.close()
+
+    # ------------------------------------------------------------- inspection
+
+    @property
+    def dead_letters(self) -> tuple[Notification, ...]:
+        """Notifications that exhausted their retries and are not delivered yet."""
+        return tuple(d.notification for d in self.ledger.dead.values())
+
+    @property
+    def pending_jobs(self) -> int:
+        return len(self._jobs)
+
+    @property
+    def open_groups(self) -> tuple[str, ...]:
+        return tuple(self._groups)
+
+    # ---------------------------------------------------------------- internals
+
+    def _check_now(self, now: datetime) -> None:
+        if now.tzinfo is None:
+            raise ValueError("now must be timezone-aware")
+        if self._closed:
+            raise RuntimeError("dispatcher is closed")
+
+    async def _ensure_started(self, now: datetime) -> None:
+        if self._started:
+            return
+        if self._closed:
+            raise RuntimeError("dispatcher is closed")
+        self._started = True
+        self.ledger.load()
+        self.ledger.compact(now, self.retention_s)
+        for dead in self.ledger.dead.values():
+            n = dead.notification
+            if n.receiver not in self.notifiers:
+                log.error(
+                    "dead letter %s for unknown receiver %s kept", n.notification_id, n.receiver
+                )
+                continue
+            # Retried promptly after a restart: the operator may just have fixed the receiver.
+            self._jobs.append(_Job(n, next_attempt_at=now, dead=True))
+            self._in_flight.setdefault(n.receiver, set()).update(n.delivery_keys)
+        horizon = now - timedelta(seconds=self.settings.active_ttl_s)
+        latest: dict[str, Alert] = {}
+        for (aid, status), acc in sorted(self.ledger.accepted.items(), key=lambda i: i[1].at):
+            if acc.at < horizon:
+                continue
+            if status == "resolved" or aid not in latest:
+                latest[aid] = acc.alert
+        for alert in latest.values():
+            self._track(alert, now, self._targets(alert))
+
+    def _targets(self, alert: Alert) -> tuple[RouteTarget, ...]:
+        if alert.kind == "pipeline" and alert.labels.get("reason") == UNDELIVERABLE:
+            failing = alert.labels.get("receiver", "")
+            chosen = self.settings.failure_receivers
+            names = chosen if chosen is not None else self.settings.receiver_names
+            params = GroupParams(
+                ("receiver",),
+                0.0,
+                self.settings.defaults.group_interval_s,
+                self.settings.defaults.repeat_interval_s,
+            )
+            return tuple(RouteTarget(r, params, "failure") for r in names if r != failing)
+        s = self.settings
+        return route_alert(alert, s.routes, s.escalations, s.default_receivers, s.defaults)
+
+    def _track(self, alert: Alert, now: datetime, targets: Iterable[RouteTarget]) -> None:
+        aid = alert.alert_id
+        if alert.status == "firing" and (aid, "resolved") in self.ledger.accepted:
+            return  # stale replay of an alert that already resolved
+        current = self._active.get(aid)
+        if current is not None and current.status == "resolved" and alert.status == "firing":
+            return
+        self._active[aid] = alert
+        self._last_seen[aid] = now
+        for t in targets:
+            key = group_key(t.receiver, t.params, alert)
+            group = self._groups.get(key)
+            if group is None:
+                group = self._groups[key] = Group.start(key, t.receiver, t.params, now)
+            group.add(alert)
+
+    def _expire(self, now: datetime) -> None:
+        horizon = now - timedelta(seconds=self.settings.active_ttl_s)
+        stale = [aid for aid, seen in self._last_seen.items() if seen < horizon]
+        for aid in stale:
+            self._active.pop(aid, None)
+            self._last_seen.pop(aid, None)
+        if stale:
+            gone = set(stale)
+            self._noted = {m for m in self._noted if m[1].split(":", 1)[0] not in gone}
+            for group in self._groups.values():
+                group.remove(stale)
+            for key in [k for k, g in self._groups.items() if not g.alerts]:
+                del self._groups[key]
+
+    def _inhibition_sources(self) -> list[Alert]:
+        """Firing alerts that match some rule's source side (computed once per tick)."""
+        rules = self.settings.inhibit_rules
+        return [
+            a
+            for a in self._active.values()
+            if a.status == "firing" and any(r.source.matches(a) for r in rules)
+        ]
+
+    async def _flush(
+        self,
+        group: Group,
+        now: datetime,
+        silences: tuple[Silence, ...],
+        sources: list[Alert],
+    ) -> None:
+        receiver = group.receiver
+        in_flight = self._in_flight.setdefault(receiver, set())
+        chosen: list[tuple[Alert, int]] = []
+        settled: list[str] = []
+        for alert in list(group.alerts.values()):
+            due = due_for(
+                alert, receiver, now, group.params.repeat_interval_s, self.ledger, in_flight
+            )
+            if due.decision in ("done", "drop"):
+                settled.append(alert.alert_id)
+                if due.decision == "drop":
+                    await self._note(
+                        alert, receiver, group.key, now, "dropped", "resolved before notified"
+                    )
+                continue
+            if due.decision == "wait":
+                continue
+            source = inhibited_by(alert, sources, self.settings.inhibit_rules)
+            if source is not None:
+                await self._note(alert, receiver, group.key, now, "inhibited", source.alert_id)
+                continue
+            muted = silenced_by(alert, silences, now)
+            if muted:
+                await self._note(alert, receiver, group.key, now, "silenced", ",".join(muted))
+                continue
+            chosen.append((alert, due.seq))
+        group.remove(settled)
+        if chosen:
+            n = Notification(
+                receiver=receiver,
+                group_key=group.key,
+                created_at=now,
+                alerts=tuple(a for a, _ in chosen),
+                seqs=tuple(s for _, s in chosen),
+            )
+            in_flight.update(n.delivery_keys)
+            self._jobs.append(_Job(n, next_attempt_at=now))
+        group.flushed(now)
+        if not group.alerts:
+            del self._groups[group.key]
+
+    async def _note(
+        self, alert: Alert, receiver: str, gkey: str, now: datetime, outcome: Outcome, why: str
+    ) -> None:
+        """Record a policy decision once per (receiver, alert_id:status, outcome)."""
+        mark = (receiver, f"{alert.alert_id}:{alert.status}", outcome)
+        if mark in self._noted:
+            return
+        self._noted.add(mark)
+        await self._record(
+            DeliveryRecord(
+                notification_id="",
+                receiver=receiver,
+                receiver_type=self._type(receiver),
+                alert_id=alert.alert_id,
+                alert_status=alert.status,
+                seq=0,
+                attempt=0,
+                outcome=outcome,
+                attempted_at=now,
+                group_key=gkey,
+                error=why,
+            )
+        )
+
+    def _type(self, receiver: str) -> str:
+        return self._types.get(receiver) or type(self.notifiers[receiver]).__name__
+
+    # ----------------------------------------------------------------- delivery
+
+    async def _deliver(self, now: datetime) -> None:
+        """Send every due job. Jobs sharing a destination (pace key, else receiver) go one
+        after another in queue order; different destinations go concurrently."""
+        lanes: dict[str, list[_Job]] = {}
+        async with self._lock:
+            for job in self._jobs:
+                if job.running or job.next_attempt_at > now:
+                    continue
+                pace_key, _ = pace_of(self.notifiers[job.receiver])
+                lanes.setdefault(pace_key or f"receiver:{job.receiver}", []).append(job)
+        if lanes:
+            await asyncio.gather(*(self._run_lane(key, jobs, now) for key, jobs in lanes.items()))
+
+    async def _run_lane(self, lane: str, jobs: list[_Job], now: datetime) -> None:
+        for job in jobs:
+            notifier = self.notifiers[job.receiver]
+            pace_key, min_interval_s = pace_of(notifier)
+            if pace_key is not None:
+                ready_at = self._pace.get(pace_key)
+                if ready_at is not None and ready_at > now:
+                    for later in jobs[jobs.index(job) :]:
+                        later.next_attempt_at = max(later.next_attempt_at, ready_at)
+                    return
+            job.running = True
+            result = await self._attempt(job, notifier)
+            job.running = False
+            ready_at = now
+            if pace_key is not None:
+                # Every request counts against the destination's rate, failed ones too.
+                gap = max(min_interval_s, result.retry_after_s or 0.0)
+                ready_at = max(self._pace.get(pace_key, now), now + timedelta(seconds=gap))
+                self._pace[pace_key] = ready_at
+            async with self._lock:
+                await self._apply(result, now, ready_at)
+            if result.error is not None:
+                return  # the destination is failing: later jobs wait for their own turn
+
+    async def _attempt(self, job: _Job, notifier: Notifier) -> _Result:
+        job.attempts += 1
+        try:
+            await asyncio.wait_for(notifier.send(job.notification), self.send_timeout_s)
+        except TransientDeliveryError as exc:
+            return _Result(job, exc, True, exc.retry_after_s)
+        except PermanentDeliveryError as exc:
+            return _Result(job, exc, False)
+        except TimeoutError as exc:
+            return _Result(job, exc, True)
+        except Exception as exc:  # a notifier bug: retried, then dead-lettered, never lost
+            log.exception("notifier %s raised unexpectedly", notifier.name)
+            return _Result(job, exc, True)
+        return _Result(job)
+
+    async def _apply(self, result: _Result, now: datetime, ready_at: datetime) -> None:
+        """Book the outcome of one attempt; ``ready_at`` is when the destination's pace
+        allows the next request."""
+        job, n = result.job, result.job.notification
+        policy = self.settings.retry
+        if result.error is None:
+            self.ledger.mark_sent(n, now)
+            self._jobs.remove(job)
+            self._in_flight.get(n.receiver, set()).difference_update(n.delivery_keys)
+            await self._record_attempt(job, now, "sent")
+            if job.dead:
+                await self._resolve_failure(n, now)
+            return
+        error = f"{type(result.error).__name__}: {result.error}"
+        job.last_error = error
+        if job.dead:
+            job.next_attempt_at = now + timedelta(seconds=policy.dead_letter_retry_s)
+            await self._record_attempt(job, now, "dead_letter", error)
+            return
+        if result.transient and not policy.exhausted(job.attempts):
+            retry_at = policy.next_attempt_at(now, job.attempts, result.retry_after_s)
+            job.next_attempt_at = max(retry_at, ready_at)
+            await self._record_attempt(job, now, "retry", error)
+            return
+        job.dead = True
+        job.next_attempt_at = now + timedelta(seconds=policy.dead_letter_retry_s)
+        self.ledger.mark_dead(n, now)
+        await self._record_attempt(job, now, "dead_letter", error)
+        log.error("dead letter for %s after %d attempts: %s", n.receiver, job.attempts, error)
+        if not _is_failure_notice(n):
+            await self._raise_failure(job, now, error)
+
+    async def _record_attempt(
+        self, job: _Job, now: datetime, outcome: Outcome, error: str = ""
+    ) -> None:
+        n = job.notification
+        nxt = None if outcome == "sent" else job.next_attempt_at
+        rows: list[tuple[str, str, int]] = [
+            (a.alert_id, a.status, s) for a, s in zip(n.alerts, n.seqs, strict=True)
+        ]
+        if n.kind == "digest":
+            rows = [(f"digest:{n.group_key.removeprefix('digest:')}", "digest", 0)]
+        for alert_id, status, seq in rows:
+            await self._record(
+                DeliveryRecord(
+                    notification_id=n.notification_id,
+                    receiver=n.receiver,
+                    receiver_type=self._type(n.receiver),
+                    alert_id=alert_id,
+                    alert_status=status,
+                    seq=seq,
+                    attempt=job.attempts,
+                    outcome=outcome,
+                    attempted_at=now,
+                    group_key=n.group_key,
+                    error=error,
+                    next_attempt_at=nxt,
+                )
+            )
+
+    def _failure_alert(self, n: Notification, now: datetime, error: str, attempts: int) -> Alert:
+        retry_s = self.settings.retry.dead_letter_retry_s
+        what = f"{len(n.alerts)} alert(s)" if n.kind == "alerts" else "the daily digest"
+        return Alert(
+            alert_id=alert_id_for("pipeline", UNDELIVERABLE, n.receiver, n.notification_id),
+            kind="pipeline",
+            severity="critical",
+            title=f"alerts undeliverable to {n.receiver}",
+            summary=(
+                f"{what} could not be delivered to receiver {n.receiver} after {attempts} "
+                f"attempt(s): {error}. Kept as a dead letter and retried every {retry_s:g} s."
+            ),
+            fired_at=now,
+            labels={
+                "component": "alerting",
+                "reason": UNDELIVERABLE,
+                "receiver": n.receiver,
+                "notification_id": n.notification_id,
+            },
+            figures={"attempts": str(attempts), "alerts": str(len(n.alerts))},
+        )
+
+    async def _raise_failure(self, job: _Job, now: datetime, error: str) -> None:
+        alert = self._failure_alert(job.notification, now, error, job.attempts)
+        targets = self._targets(alert)
+        if not targets:
+            log.error("no other receiver to tell that %s is undeliverable", job.receiver)
+        if self.ledger.accept(alert, now):
+            receivers = tuple(t.receiver for t in targets)
+            await self._record(AlertRecord.of(alert, now, receivers))
+        self._track(alert, now, targets)
+
+    async def _resolve_failure(self, n: Notification, now: datetime) -> None:
+        aid = alert_id_for("pipeline", UNDELIVERABLE, n.receiver, n.notification_id)
+        accepted = self.ledger.accepted.get((aid, "firing"))
+        if accepted is None:
+            return
+        a = accepted.alert
+        resolved = Alert(
+            alert_id=aid,
+            kind=a.kind,
+            severity=a.severity,
+            title=f"alerts delivered to {n.receiver} again",
+            summary=f"The dead letter for receiver {n.receiver} was delivered.",
+            fired_at=a.fired_at,
+            status="resolved",
+            labels=dict(a.labels),
+            figures=dict(a.figures),
+        )
+        targets = self._targets(resolved)
+        if self.ledger.accept(resolved, now):
+            await self._record(AlertRecord.of(resolved, now, tuple(t.receiver for t in targets)))
+        self._track(resolved, now, targets)
+
+    async def _record(self, row: Record) -> None:
+        if self.recorder is None:
+            return
+        try:
+            await self.recorder(row)
+        except Exception:
+            self.recorder_errors += 1
+            log.exception("alert recorder failed (%d so far)", self.recorder_errors)

@@ -1,0 +1,1 @@
+"""Contracts between the SDK, the stream workers, ClickHouse and the notifiers."""

@@ -1,0 +1,26 @@
+"""Exceptions the SDK raises. Only ever at set-up or for arguments the caller passed directly;
+an instrumented call never receives an exception from spendwatch."""
+
+from __future__ import annotations
+
+
+class SpendwatchError(Exception):
+    """Base class of every spendwatch exception."""
+
+
+class ConfigurationError(SpendwatchError, ValueError):
+    """``configure()`` got a missing or malformed setting; ``field`` names it."""
+
+    def __init__(self, field: str, message: str) -> None:
+        super().__init__(f"spendwatch: {field}: {message}")
+        self.field = field
+        self.message = message
+
+
+class InvalidEventError(SpendwatchError, ValueError):
+    """A field given to ``record()`` / ``track()`` cannot be part of a valid usage event."""
+
+    def __init__(self, field: str, message: str) -> None:
+        super().__init__(f"spendwatch: {field}: {message}")
+        self.field = field
+        self.message = message

@@ -1,0 +1,115 @@
+"""One instrumented provider call: its timing, what the response said, and its event.
+
+``CallRecorder.finish`` records the event exactly once, whatever ends the call first (the
+response, an exception, the end of a stream, ``close()``, or garbage collection of an
+abandoned stream), and never raises: a response the SDK cannot turn into a valid event is
+counted in ``stats().rejected`` and logged.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from typing import Any
+
+from .. import runtime
+from ..event import build
+
+log = logging.getLogger("spendwatch")
+
+
+class CallRecorder:
+    """Mutable state of one call; the provider modules fill ``usage`` & co. as they learn it."""
+
+    __slots__ = (
+        "done",
+        "error_type",
+        "hide_usage_chunk",
+        "model",
+        "needs_terminal",
+        "operation",
+        "provider",
+        "raw",
+        "request_id",
+        "response_id",
+        "response_model",
+        "saw_terminal",
+        "start_ns",
+        "usage",
+    )
+
+    def __init__(self, provider: str, operation: str, model: object) -> None:
+        self.provider = provider
+        self.operation = operation
+        self.model = model if isinstance(model, str) and model else None
+        self.start_ns = time.perf_counter_ns()
+        self.usage: dict[str, int] = {}
+        self.raw: dict[str, int] = {}  # provider-shaped counters accumulated from a stream
+        self.response_model: str | None = None
+        self.response_id: str | None = None
+        self.request_id: str | None = None
+        self.error_type: str | None = None
+        self.hide_usage_chunk = False
+        self.needs_terminal = False  # the stream has an explicit last event (Anthropic, Responses)
+        self.saw_terminal = False
+        self.done = False
+
+    def fail(self, exc: BaseException) -> None:
+        """The call raised before a response: an error event (the caller re-raises ``exc``)."""
+        request_id = getattr(exc, "request_id", None)
+        if isinstance(request_id, str) and request_id:
+            self.request_id = request_id
+        self.finish(error_type=type(exc).__name__)
+
+    def end_of_stream(self) -> None:
+        """The stream's iterator ended by itself."""
+        self.finish(partial=self.needs_terminal and not self.saw_terminal)
+
+    def finish(self, *, error_type: str | None = None, partial: bool = False) -> None:
+        if self.done:
+            return
+        self.done = True
+        latency_ms = (time.perf_counter_ns() - self.start_ns) / 1e6
+        error_type = error_type or self.error_type
+        try:
+            rt = runtime.current()
+            if rt is None:
+                runtime.reject()
+                return
+            request_id = self.request_id or self.response_id
+            usage = self.usage
+            event = build(
+                rt.base,
+                self.operation,
+                status="ok" if error_type is None else "error",
+                provider=self.provider,
+                model=self.model or self.response_model,
+                response_model=self.response_model,
+                latency_ms=latency_ms,
+                error_type=error_type,
+                partial=partial,
+                request_id=request_id[:256] if request_id else None,
+                input_tokens=usage.get("input_tokens"),
+                output_tokens=usage.get("output_tokens"),
+                cache_read_tokens=usage.get("cache_read_tokens"),
+                cache_write_tokens=usage.get("cache_write_tokens"),
+                reasoning_tokens=usage.get("reasoning_tokens"),
+            )
+            rt.submit(event)
+        except Exception as exc:  # never raise into the instrumented call
+            runtime.reject()
+            log.warning(
+                "spendwatch: %s %s event not recorded: %s", self.provider, self.operation, exc
+            )
+
+
+def as_int(value: Any) -> int | None:
+    """A provider's token count, or None when absent / not an int."""
+    return value if isinstance(value, int) and not isinstance(value, bool) else None
+
+
+def put(usage: dict[str, int], name: str, value: Any) -> None:
+    """Set ``usage[name]`` when the provider gave a count."""
+    count = as_int(value)
+    if count is not None:
+        usage[name] = count

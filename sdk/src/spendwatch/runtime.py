@@ -1,0 +1,267 @@
+"""The process-wide SDK state behind ``configure`` / ``record`` / ``flush`` / ``shutdown``.
+
+One :class:`Runtime` per process: its settings, the bounded queue and the sender thread (started
+on the first event). After ``os.fork`` the child gets a fresh queue and its own sender, started
+lazily; the events its parent had queued stay the parent's to send. At interpreter exit the
+queue is flushed for up to ``exit_timeout_s``.
+"""
+
+from __future__ import annotations
+
+import atexit
+import logging
+import multiprocessing.util
+import os
+import threading
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from . import config
+from .errors import InvalidEventError
+from .event import build
+from .queue import EventQueue, Stats
+from .sender import Sender
+
+log = logging.getLogger("spendwatch")
+
+
+class Runtime:
+    """Settings + queue + (lazily started) sender for one configuration in one process."""
+
+    def __init__(self, settings: config.Settings) -> None:
+        self.settings = settings
+        self.queue = EventQueue(settings.queue_size)
+        self.base: dict[str, Any] = {"service": settings.service}
+        if settings.environment is not None:
+            self.base["environment"] = settings.environment
+        if settings.tags:
+            self.base["tags"] = dict(settings.tags)
+        self._sender: Sender | None = None
+        self._start_lock = threading.Lock()
+        self.closed = False
+
+    def submit(self, event: dict[str, Any]) -> None:
+        """Queue a built event (never blocks, never raises)."""
+        if self.closed:
+            self.queue.reject()
+            return
+        if self._sender is None:
+            self._start_sender()
+        self.queue.put(event)
+
+    def _start_sender(self) -> None:
+        with self._start_lock:
+            if self._sender is None and not self.closed:
+                sender = Sender(self.settings, self.queue)
+                sender.start()
+                self._sender = sender
+
+    def flush(self, timeout_s: float) -> bool:
+        if self._sender is None:
+            return self.queue.empty()
+        return self.queue.wait_resolved(timeout_s)
+
+    def shutdown(self, timeout_s: float) -> bool:
+        """Flush within ``timeout_s``, then stop the sender; later events are rejected."""
+        flushed = self.flush(timeout_s)
+        self.closed = True
+        if self._sender is not None:
+            self._sender.stop(timeout_s=max(timeout_s, 0.0) + 2.0)
+        return flushed
+
+    def stats(self) -> Stats:
+        sender = self._sender
+        return self.queue.stats(connected=sender is not None and sender.connected)
+
+    def after_fork_in_child(self) -> None:
+        # The parent still owns (and will send) what was queued before the fork; the child's
+        # copy of the sender thread does not exist, so a new one starts on the first event.
+        # The dead sender (its loop, sockets) is kept referenced: finalising it here could
+        # touch state shared with the parent.
+        if self._sender is not None:
+            _fork_orphans.append(self._sender)
+        self.queue = EventQueue(self.settings.queue_size)
+        self._sender = None
+        self._start_lock = threading.Lock()
+
+
+_fork_orphans: list[Sender] = []
+_lock = threading.Lock()
+_runtime: Runtime | None = None
+_warned_unconfigured = False
+
+
+def configure(
+    bootstrap_servers: str | Sequence[str] | None = None,
+    service: str | None = None,
+    environment: str | None = None,
+    tags: Mapping[str, str] | None = None,
+    topic: str = config.DEFAULT_TOPIC,
+    queue_size: int = 10_000,
+    *,
+    acks: int | str = 1,
+    linger_ms: int = 5,
+    compression_type: str | None = None,
+    request_timeout_ms: int = 30_000,
+    retry_backoff_max_ms: int = 2_000,
+    batch_events: int = 1_000,
+    exit_timeout_s: float = 5.0,
+    producer_options: Mapping[str, Any] | None = None,
+) -> config.Settings:
+    """Set up the SDK for this process; returns the resolved settings.
+
+    Explicit arguments beat ``SPENDWATCH_*`` environment variables beat defaults. Raises
+    ``ConfigurationError`` at once for a missing service name or a malformed setting (an
+    unreachable broker is not an error: events wait for it within ``queue_size``). Calling it
+    again replaces the configuration after flushing the previous queue for up to 1 s.
+    ``producer_options`` are passed to ``AIOKafkaProducer`` (TLS, SASL...).
+    """
+    global _runtime
+    settings = config.resolve(
+        bootstrap_servers=bootstrap_servers,
+        service=service,
+        environment=environment,
+        tags=tags,
+        topic=topic,
+        queue_size=queue_size,
+        acks=acks,
+        linger_ms=linger_ms,
+        compression_type=compression_type,
+        request_timeout_ms=request_timeout_ms,
+        retry_backoff_max_ms=retry_backoff_max_ms,
+        batch_events=batch_events,
+        exit_timeout_s=exit_timeout_s,
+        producer_options=producer_options,
+    )
+    with _lock:
+        previous, _runtime = _runtime, Runtime(settings)
+    if previous is not None:
+        previous.shutdown(timeout_s=1.0)
+    return settings
+
+
+def current() -> Runtime | None:
+    """The active runtime, configuring from the environment on first use if possible."""
+    global _warned_unconfigured
+    runtime = _runtime
+    if runtime is not None:
+        return runtime
+    if os.environ.get(config.ENV_SERVICE):
+        return _configure_from_env()
+    if not _warned_unconfigured:
+        _warned_unconfigured = True
+        log.warning("spendwatch: not configured (call spendwatch.configure()); events discarded")
+    return None
+
+
+def _configure_from_env() -> Runtime | None:
+    global _runtime, _warned_unconfigured
+    with _lock:
+        if _runtime is None:
+            try:
+                _runtime = Runtime(config.resolve())
+            except Exception as exc:
+                if not _warned_unconfigured:
+                    _warned_unconfigured = True
+                    log.warning("spendwatch: environment configuration is invalid: %s", exc)
+        return _runtime
+
+
+_orphan_rejects = 0  # events offered before any configuration; reported by stats()
+
+
+def submit(event: dict[str, Any]) -> None:
+    global _orphan_rejects
+    runtime = current()
+    if runtime is None:
+        _orphan_rejects += 1
+        return
+    runtime.submit(event)
+
+
+def reject() -> None:
+    """Count an event an instrumented call could not build (never raised to the caller)."""
+    global _orphan_rejects
+    runtime = _runtime
+    if runtime is None:
+        _orphan_rejects += 1
+    else:
+        runtime.queue.reject()
+
+
+def record(operation: str, **fields: Any) -> None:
+    """Record one finished call; see ``spendwatch.record``."""
+    runtime = current()
+    event = build(runtime.base if runtime is not None else {}, operation, **fields)
+    if runtime is None:
+        reject()
+        return
+    runtime.submit(event)
+
+
+def flush(timeout_s: float = 5.0) -> bool:
+    """Wait until every event recorded before the call is sent (or dropped/failed).
+
+    Returns False if that did not happen within ``timeout_s`` (e.g. broker unreachable).
+    Blocks the calling thread: from asyncio code use ``await spendwatch.aflush()``.
+    """
+    runtime = _runtime
+    return True if runtime is None else runtime.flush(timeout_s)
+
+
+def shutdown(timeout_s: float = 5.0) -> bool:
+    """Flush for up to ``timeout_s``, stop the sender and forget the configuration.
+    Returns whether everything was flushed. ``configure()`` may be called again later."""
+    global _runtime, _orphan_rejects
+    with _lock:
+        runtime, _runtime = _runtime, None
+        _orphan_rejects = 0
+    if runtime is None:
+        return True
+    return runtime.shutdown(timeout_s)
+
+
+def stats() -> Stats:
+    """Counters of the active configuration; when not configured, only ``rejected`` (events
+    offered since the last ``shutdown()`` or start-up) can be non-zero."""
+    runtime = _runtime
+    if runtime is None:
+        return Stats(rejected=_orphan_rejects)
+    return runtime.stats()
+
+
+def _after_fork_in_child() -> None:
+    global _lock, _orphan_rejects
+    _lock = threading.Lock()
+    _orphan_rejects = 0
+    runtime = _runtime
+    if runtime is not None:
+        runtime.after_fork_in_child()
+
+
+def _at_exit() -> None:
+    runtime = _runtime
+    if runtime is not None and not runtime.closed:
+        try:
+            if not runtime.shutdown(runtime.settings.exit_timeout_s):
+                log.warning(
+                    "spendwatch: %d events not delivered at exit", runtime.queue.stats().queued
+                )
+        except Exception:  # never fail the interpreter's exit
+            pass
+
+
+class _MultiprocessingHook:
+    """multiprocessing children leave through ``os._exit`` (no atexit): flush there via a
+    multiprocessing finalizer, registered after the child clears its parent's finalizers."""
+
+    def __call__(self, _obj: object) -> None:
+        multiprocessing.util.Finalize(None, _at_exit, exitpriority=10)
+
+
+_mp_hook = _MultiprocessingHook()
+os.register_at_fork(after_in_child=_after_fork_in_child)
+multiprocessing.util.register_after_fork(_mp_hook, _mp_hook)
+atexit.register(_at_exit)
+
+__all__ = ["InvalidEventError", "configure", "flush", "record", "shutdown", "stats"]

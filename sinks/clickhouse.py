@@ -1,0 +1,305 @@
+"""``ClickHouseSink``: column-oriented batch inserts into one table, safe to replay.
+
+One sink per table. ``write_batch`` pivots the rows to columns and inserts them with a reused
+insert context, in a worker thread (``asyncio.to_thread``: the chDB engine and the HTTP client
+are blocking; chDB releases the GIL, so the event loop keeps serving). Each batch goes as one
+Native block, which ClickHouse writes atomically.
+
+Failures, sorted by :func:`sinks.errors.classify`:
+
+* transient -> retry the same rows with capped exponential backoff (``retry_initial_s``
+  doubling up to ``retry_max_s``); for ever when ``retry_deadline_s`` is 0, so the worker's
+  ``add`` waits (backpressure); otherwise :class:`SinkUnavailableError` after the deadline.
+* data -> split the batch in halves until each refused row stands alone; refused rows go to
+  the dead-letter hook with ClickHouse's reason, the others are written.
+* fatal -> :class:`SinkFatalError`; unwritten rows stay buffered.
+
+Rows already older than the table's TTL (``ttl_column`` + ``ttl_days``) would vanish on insert
+(ClickHouse applies the TTL while writing the part), so they are dead-lettered instead with
+reason code ``expired``.
+
+Replay safety for tables feeding materialized views (``dedupe_column``, e.g. ``event_id``):
+repeats within a batch and across the last ``recent_keys`` written keys are dropped, and
+before every insert attempt the keys already in the table are skipped - so a batch replayed
+after a crash, or retried after a lost reply, is not counted twice by the rollups.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+import uuid
+from collections import OrderedDict
+from collections.abc import Awaitable, Callable, Sequence
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from clickhouse_connect.driver import Client
+from clickhouse_connect.driver.insert import InsertContext
+
+from sinks.batching import BatchingSink, DeadLetter, DeadLetterHook
+from sinks.errors import (
+    DATA,
+    TRANSIENT,
+    SinkFatalError,
+    SinkUnavailableError,
+    classify,
+    error_code,
+)
+from sinks.rows import Row, TableSpec
+from sinks.settings import ClickHouseSettings
+
+log = logging.getLogger(__name__)
+
+INSERT_REFUSED = "insert_refused"  # dead-letter reason code: ClickHouse refused the row
+EXPIRED = "expired"  # dead-letter reason code: older than the table's TTL
+LOOKUP_CHUNK = 2000  # keys per "already written?" query (~90 KB of SQL for UUIDs)
+
+
+class ClickHouseSink(BatchingSink):
+    """Batching writer for one ClickHouse table (see the module docstring)."""
+
+    def __init__(
+        self,
+        client: Client,
+        table: str,
+        columns: Sequence[str],
+        *,
+        batch_rows: int = 5000,
+        flush_interval_s: float = 1.0,
+        retry_initial_s: float = 0.2,
+        retry_max_s: float = 30.0,
+        retry_deadline_s: float = 0.0,
+        dedupe_column: str | None = None,
+        prune_column: str | None = None,
+        recent_keys: int = 100_000,
+        ttl_column: str | None = None,
+        ttl_days: int | None = None,
+        clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+        on_dead_letter: DeadLetterHook | None = None,
+        insert_settings: dict[str, Any] | None = None,
+        sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+    ) -> None:
+        super().__init__(
+            name=f"clickhouse:{table}",
+            batch_rows=batch_rows,
+            flush_interval_s=flush_interval_s,
+            on_dead_letter=on_dead_letter,
+        )
+        self.client = client
+        self.table = table
+        self.columns = tuple(columns)
+        self.retry_initial_s = retry_initial_s
+        self.retry_max_s = retry_max_s
+        self.retry_deadline_s = retry_deadline_s
+        self.insert_settings = dict(insert_settings or {})
+        self._key_index = self.columns.index(dedupe_column) if dedupe_column else None
+        self._prune_index = self.columns.index(prune_column) if prune_column else None
+        self.dedupe_column = dedupe_column
+        self.prune_column = prune_column
+        self._ttl_index = self.columns.index(ttl_column) if ttl_column and ttl_days else None
+        self.ttl_days = ttl_days
+        self._clock = clock
+        self._recent: OrderedDict[Any, None] = OrderedDict()
+        self._recent_max = recent_keys
+        self._ctx: InsertContext | None = None
+        self._sleep = sleep
+
+    @classmethod
+    def for_table(
+        cls,
+        client: Client,
+        spec: TableSpec,
+        settings: ClickHouseSettings,
+        *,
+        on_dead_letter: DeadLetterHook | None = None,
+        **overrides: Any,
+    ) -> ClickHouseSink:
+        """A sink for one of :data:`sinks.rows.TABLES`, configured from ``settings``."""
+        kwargs: dict[str, Any] = {
+            "batch_rows": settings.batch_rows,
+            "flush_interval_s": settings.flush_interval_s,
+            "retry_initial_s": settings.retry_initial_s,
+            "retry_max_s": settings.retry_max_s,
+            "retry_deadline_s": settings.retry_deadline_s,
+            "dedupe_column": spec.dedupe_column,
+            "prune_column": spec.prune_column,
+            "ttl_column": spec.ttl_column,
+            "ttl_days": settings.ttl_days,
+            "on_dead_letter": on_dead_letter,
+        }
+        kwargs.update(overrides)
+        return cls(client, spec.table, spec.columns, **kwargs)
+
+    # -- BatchingSink -------------------------------------------------------------------------
+
+    async def write_batch(self, batch: list[Row]) -> list[DeadLetter]:
+        rows, rejected = self._drop_expired(self._drop_repeats(batch))
+        # Work stack of row slices; a data error replaces a slice by its two halves.
+        stack: list[list[Row]] = [rows] if rows else []
+        attempt = 0
+        started = time.monotonic()
+        while stack:
+            piece = stack[-1]
+            try:
+                if self._key_index is not None:
+                    piece = await asyncio.to_thread(self._without_existing, piece)
+                if piece:
+                    await asyncio.to_thread(self._insert, piece)
+            except Exception as exc:
+                kind = classify(exc)
+                if kind == DATA:
+                    stack.pop()
+                    if len(piece) == 1:
+                        rejected.append(self._dead_letter(piece[0], exc))
+                    else:
+                        mid = len(piece) // 2
+                        stack.append(piece[mid:])
+                        stack.append(piece[:mid])
+                    continue
+                pending = [r for part in stack for r in part] + [d.row for d in rejected]
+                if kind != TRANSIENT:
+                    raise SinkFatalError(
+                        f"{self.name}: {type(exc).__name__}: {exc}", pending=pending
+                    ) from exc
+                attempt += 1
+                self.stats.retries += 1
+                self._record_transient(exc)
+                elapsed = time.monotonic() - started
+                if self.retry_deadline_s and elapsed >= self.retry_deadline_s:
+                    raise SinkUnavailableError(
+                        f"{self.name}: ClickHouse unavailable for {elapsed:.1f}s: {exc}",
+                        pending=pending,
+                    ) from exc
+                delay = min(self.retry_max_s, self.retry_initial_s * 2 ** (attempt - 1))
+                log.warning(
+                    "%s: transient error (attempt %d, retry in %.2fs): %s",
+                    self.name,
+                    attempt,
+                    delay,
+                    exc,
+                )
+                await self._sleep(delay)
+                continue
+            stack.pop()
+            attempt = 0
+            self.stats.rows_written += len(piece)
+            self._remember(piece)
+        return rejected
+
+    async def on_close(self) -> None:
+        self._ctx = None  # the client belongs to the caller; it closes it
+
+    # -- blocking helpers (run in a worker thread) ------------------------------------------
+
+    def _insert(self, rows: list[Row]) -> None:
+        if self._ctx is None:
+            self._ctx = self.client.create_insert_context(
+                self.table,
+                list(self.columns),
+                column_oriented=True,
+                settings=self.insert_settings or None,
+            )
+        ctx = self._ctx
+        # One Native block per batch: ClickHouse writes a block atomically.
+        ctx.req_block_size = len(rows)
+        ctx.data = [list(col) for col in zip(*rows, strict=True)]
+        try:
+            self.client.insert(context=ctx)
+        finally:
+            ctx.data = None
+
+    def _without_existing(self, rows: list[Row]) -> list[Row]:
+        """``rows`` minus those whose dedupe key is already in the table."""
+        assert self._key_index is not None
+        existing: set[Any] = set()
+        # Chunked: the key list is inlined in the SQL, which ClickHouse caps (max_query_size).
+        for start in range(0, len(rows), LOOKUP_CHUNK):
+            chunk = rows[start : start + LOOKUP_CHUNK]
+            keys = ", ".join(_literal(r[self._key_index]) for r in chunk)
+            where = f"`{self.dedupe_column}` IN ({keys})"
+            if self._prune_index is not None:
+                stamps = [r[self._prune_index] for r in chunk]
+                low, high = _literal(min(stamps)), _literal(max(stamps))
+                where += f" AND `{self.prune_column}` BETWEEN {low} AND {high}"
+            result = self.client.query(
+                f"SELECT DISTINCT `{self.dedupe_column}` FROM `{self.table}` WHERE {where}"
+            )
+            existing.update(row[0] for row in result.result_rows)
+        if not existing:
+            return rows
+        kept = [r for r in rows if r[self._key_index] not in existing]
+        self.stats.rows_skipped_duplicate += len(rows) - len(kept)
+        log.info("%s: skipped %d row(s) already written", self.name, len(rows) - len(kept))
+        return kept
+
+    # -- bookkeeping --------------------------------------------------------------------------
+
+    def _drop_repeats(self, batch: list[Row]) -> list[Row]:
+        if self._key_index is None:
+            return batch
+        seen: set[Any] = set()
+        kept: list[Row] = []
+        for row in batch:
+            key = row[self._key_index]
+            if key in seen or key in self._recent:
+                continue
+            seen.add(key)
+            kept.append(row)
+        self.stats.rows_skipped_duplicate += len(batch) - len(kept)
+        return kept
+
+    def _drop_expired(self, rows: list[Row]) -> tuple[list[Row], list[DeadLetter]]:
+        """Dead-letter rows already past the table TTL: ClickHouse would drop them silently
+        on insert (e.g. a replay of old events, or test data with fixed old timestamps)."""
+        if self._ttl_index is None or self.ttl_days is None:
+            return rows, []
+        cutoff = self._clock() - timedelta(days=self.ttl_days)
+        kept: list[Row] = []
+        expired: list[DeadLetter] = []
+        for row in rows:
+            stamp = row[self._ttl_index]
+            if isinstance(stamp, datetime) and stamp < cutoff:
+                reason = (
+                    f"{self.columns[self._ttl_index]} {stamp.isoformat()} is older than the "
+                    f"{self.ttl_days}-day retention of {self.table} (cutoff {cutoff.isoformat()})"
+                )
+                expired.append(DeadLetter(self.table, self.columns, row, EXPIRED, reason))
+            else:
+                kept.append(row)
+        return kept, expired
+
+    def _remember(self, rows: list[Row]) -> None:
+        if self._key_index is None:
+            return
+        for row in rows:
+            self._recent[row[self._key_index]] = None
+        while len(self._recent) > self._recent_max:
+            self._recent.popitem(last=False)
+
+    def _record_transient(self, exc: Exception) -> None:
+        self.stats.last_error = f"{type(exc).__name__}: {exc}"[:500]
+
+    def _dead_letter(self, row: Row, exc: Exception) -> DeadLetter:
+        code = error_code(exc)
+        name = getattr(exc, "name", None)
+        label = f" [{name or code}]" if (name or code) else ""
+        reason = f"{type(exc).__name__}{label}: {exc}"[:2000]
+        log.warning("%s: row refused: %s", self.name, reason)
+        return DeadLetter(self.table, self.columns, row, INSERT_REFUSED, reason)
+
+
+def _literal(value: Any) -> str:
+    """A SQL literal for a dedupe key or prune bound (UUID, str, int, aware datetime)."""
+    if isinstance(value, uuid.UUID):
+        return f"'{value}'"
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int):
+        return str(value)
+    if isinstance(value, datetime):
+        stamp = value.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S.%f")
+        return f"toDateTime64('{stamp}', 6, 'UTC')"
+    text = str(value).replace("\\", "\\\\").replace("'", "\\'")
+    return f"'{text}'"

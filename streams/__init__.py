@@ -1,0 +1,1 @@
+"""The spendwatch stream worker: one Faust app, thin agents, pure maths."""

@@ -1,0 +1,153 @@
+"""The demo fleet for ``spendwatch up --demo``: agents on several models and metered APIs whose
+spend crosses a $2.00 daily budget in about ``cross_after_s`` seconds, so that the 50/80/95/100 %
+threshold alerts all fire within a minute.
+
+Events go through the real SDK (``import spendwatch``) to the broker. The generator prices
+its own events with the worker's :class:`~streams.pricing.Pricer` only to pace itself.
+"""
+
+from __future__ import annotations
+
+import random
+import threading
+import time
+import uuid
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from schemas.money import usd_to_nusd
+from streams.pricing import Pricer, PriceTable
+
+DEMO_CONFIG = """\
+# spendwatch demo configuration (written by `spendwatch up --demo` when no config is given).
+
+[worker]
+http_host = "127.0.0.1"
+http_port = 8787
+
+[clickhouse]
+dsn = "chdb:///.spendwatch/chdb"
+
+# Prices for metered APIs that are not LLMs (LLM prices come from genai-prices).
+[[prices]]
+provider = "polygon"
+unit = "request"
+usd_per_unit = "0.004"
+
+[[prices]]
+provider = "hubspot"
+unit = "record"
+usd_per_unit = "0.0015"
+
+[[prices]]
+provider = "twilio"
+unit = "minute"
+usd_per_unit = "0.014"
+
+[[prices]]
+provider = "sendgrid"
+unit = "email"
+usd_per_unit = "0.0006"
+
+# A 39-agent fleet that is meant to run on $2.00 a day.
+[[budgets]]
+name = "fleet-daily"
+period = "day"
+timezone = "UTC"
+limit_usd = "2.00"
+per_request_limit_usd = "0.25"
+
+[alerting]
+group_wait_s = 0
+group_interval_s = 1
+
+[[alerting.receivers]]
+name = "console"
+type = "console"
+"""
+
+# (service, operation, fields) — fields are merged into the event; token counts get jitter.
+_FLEET: tuple[tuple[str, str, dict[str, Any]], ...] = (
+    ("research-agent", "chat", {"provider": "openai", "model": "gpt-4o", "input_tokens": 6000,
+                                "output_tokens": 900, "cache_read_tokens": 2048}),
+    ("research-agent", "chat", {"provider": "anthropic", "model": "claude-sonnet-4-5",
+                                "input_tokens": 5000, "output_tokens": 700,
+                                "cache_read_tokens": 3000, "cache_write_tokens": 500}),
+    ("support-bot", "chat", {"provider": "openai", "model": "gpt-4o-mini", "input_tokens": 2500,
+                             "output_tokens": 400}),
+    ("support-bot", "chat", {"provider": "openai", "model": "gpt-4o-mini", "input_tokens": 2500,
+                             "output_tokens": 400, "cache_hit": True}),
+    ("lead-enricher", "chat", {"provider": "anthropic", "model": "claude-3-5-haiku-latest",
+                               "input_tokens": 3000, "output_tokens": 300}),
+    ("lead-enricher", "quote", {"provider": "polygon", "unit": "request", "quantity": "1"}),
+    ("lead-enricher", "crm_sync", {"provider": "hubspot", "unit": "record", "quantity": "25"}),
+    ("voice-agent", "call", {"provider": "twilio", "unit": "minute", "quantity": "3.5"}),
+    ("email-outreach", "send", {"provider": "sendgrid", "unit": "email", "quantity": "40"}),
+    ("reasoning-agent", "plan", {"provider": "openai", "model": "o3-mini", "input_tokens": 4000,
+                                 "output_tokens": 3000, "reasoning_tokens": 2200}),
+)
+
+
+@dataclass
+class DemoFleet:
+    """Generates the demo traffic on a background thread until :meth:`stop`."""
+
+    limit_usd: str = "2.00"
+    cross_after_s: float = 40.0
+    invalid_every: int = 200
+    run_id: str = field(default_factory=lambda: uuid.uuid4().hex[:8])
+    sent_valid: int = 0
+    sent_invalid: int = 0
+    spent_nusd: int = 0
+    _stop: threading.Event = field(default_factory=threading.Event)
+    _thread: threading.Thread | None = None
+
+    def start(self, prices: PriceTable) -> None:
+        pricer = Pricer(prices)
+        self._thread = threading.Thread(target=self._run, args=(pricer,), name="demo-fleet", daemon=True)
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(10)
+
+    def _event(self, rng: random.Random) -> tuple[str, str, dict[str, Any]]:
+        service, operation, fields = rng.choice(_FLEET)
+        jittered = dict(fields)
+        scale = rng.uniform(0.6, 1.4)
+        for key in ("input_tokens", "output_tokens"):
+            if key in jittered:
+                jittered[key] = int(jittered[key] * scale)
+        for key in ("cache_read_tokens", "cache_write_tokens"):
+            if key in jittered:
+                jittered[key] = min(jittered[key], jittered["input_tokens"] // 2)
+        if "reasoning_tokens" in jittered:
+            jittered["reasoning_tokens"] = min(jittered["reasoning_tokens"], jittered["output_tokens"])
+        jittered["tags"] = {"team": service.split("-")[0], "agent": f"{service}-{rng.randint(1, 8)}",
+                            "demo_run": self.run_id}
+        return service, operation, jittered
+
+    def _run(self, pricer: Pricer) -> None:
+        import spendwatch  # the SDK, configured by the caller
+
+        rng = random.Random(7)
+        rate_nusd_per_s = usd_to_nusd(self.limit_usd) / self.cross_after_s
+        started = time.monotonic()
+        while not self._stop.is_set():
+            due = rate_nusd_per_s * (time.monotonic() - started)
+            while self.spent_nusd < due and not self._stop.is_set():
+                service, operation, fields = self._event(rng)
+                event = {"schema_version": 1, "event_id": str(uuid.uuid4()),
+                         "ts": datetime.now(UTC).isoformat(), "service": service,
+                         "operation": operation, "status": "ok", **fields}
+                self.spent_nusd += pricer.price(event).cost_nusd
+                spendwatch.record(service=service, operation=operation, status="ok", **fields)
+                self.sent_valid += 1
+                if self.sent_valid % self.invalid_every == 0:
+                    # A malformed event on purpose: it must land in the dead-letter table.
+                    spendwatch.record(service=service, operation=operation, status="ok",
+                                      input_tokens=-1, model="gpt-4o", provider="openai")
+                    self.sent_invalid += 1
+            time.sleep(0.05)

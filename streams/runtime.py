@@ -1,0 +1,188 @@
+"""What a worker holds besides its Faust app: ClickHouse (client, sinks, read-only SQL
+endpoint) and the alert dispatcher with its notifiers.
+
+``start()`` runs as a Faust task when the worker starts: it applies the ClickHouse schema,
+opens the sinks and the endpoint, then sets ``ready`` (agents wait for it). ``stop()`` runs
+before the worker shuts down: it flushes every sink and closes the notifiers.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import logging
+from collections.abc import Sequence
+from datetime import UTC, datetime
+from typing import Any
+
+from alerting.delivery import AlertDispatcher
+from alerting.records import AlertRecord, DeliveryRecord
+from schemas.alerts import Alert
+from sinks import rows
+from sinks.batching import DeadLetter as SinkDeadLetter
+from sinks.client import make_client
+from sinks.clickhouse import ClickHouseSink
+from sinks.http_endpoint import start_sql_endpoint
+from sinks.migrate import migrate_async
+from streams.config import Settings
+
+log = logging.getLogger("spendwatch.runtime")
+
+
+class Runtime:
+    """ClickHouse sinks, the SQL endpoint and the alert dispatcher of one worker."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.ready = asyncio.Event()
+        self.client: Any = None
+        self.usage_sink: ClickHouseSink | None = None
+        self.deadletter_sink: ClickHouseSink | None = None
+        self.alert_sink: ClickHouseSink | None = None
+        self.delivery_sink: ClickHouseSink | None = None
+        self.dispatcher: AlertDispatcher | None = None
+        self._endpoint: Any = None
+        self._stopped = False
+
+    async def start(self) -> None:
+        """Apply the schema, open sinks, endpoint and dispatcher; then set ``ready``."""
+        ch = self.settings.clickhouse
+        self.settings.worker.state_dir.mkdir(parents=True, exist_ok=True)
+        self.client = await asyncio.to_thread(make_client, ch)
+        await migrate_async(self.client, ch)
+
+        def sink(spec: rows.TableSpec) -> ClickHouseSink:
+            return ClickHouseSink.for_table(
+                self.client, spec, ch, on_dead_letter=self._sink_dead_letters
+            )
+
+        self.usage_sink = sink(rows.USAGE_EVENTS)
+        self.deadletter_sink = sink(rows.DEADLETTER)
+        self.alert_sink = sink(rows.ALERTS)
+        self.delivery_sink = sink(rows.ALERT_DELIVERIES)
+        for s in (self.usage_sink, self.deadletter_sink, self.alert_sink, self.delivery_sink):
+            await s.open()
+        self.dispatcher = AlertDispatcher.from_settings(
+            self.settings.alerting,
+            state_dir=self.settings.worker.state_dir,
+            recorder=self._record_delivery,
+        )
+        w = self.settings.worker
+        reader = await asyncio.to_thread(make_client, ch, read_only=True)
+        self._endpoint = await start_sql_endpoint(reader, w.http_host, w.http_port)
+        self.ready.set()
+        log.info("worker ready: ClickHouse %s, SQL endpoint %s:%s", ch.redacted_dsn, w.http_host, w.http_port)
+
+    async def stop(self) -> None:
+        """Flush and close everything; safe to call twice."""
+        if self._stopped:
+            return
+        self._stopped = True
+        if self.dispatcher is not None:
+            await self.dispatcher.close()
+        for s in (self.usage_sink, self.deadletter_sink, self.alert_sink, self.delivery_sink):
+            if s is not None:
+                await s.close()
+        if self._endpoint is not None:
+            await self._endpoint.stop()
+
+    # -- writers (each returns once the rows are durably in ClickHouse) -----------------------
+    async def write_usage(self, events: Sequence[dict[str, Any]]) -> None:
+        assert self.usage_sink is not None
+        letters = []
+        for event in events:
+            try:
+                row = rows.usage_row(event)
+            except rows.RowError as exc:
+                letters.append(self._letter_for(event, "row_refused", str(exc)))
+                continue
+            await self.usage_sink.add(row)
+        await self.usage_sink.flush()
+        if letters:
+            await self.write_deadletters(letters)
+
+    async def write_deadletters(self, letters: Sequence[dict[str, Any]]) -> None:
+        assert self.deadletter_sink is not None
+        for letter in letters:
+            await self.deadletter_sink.add(
+                rows.deadletter_row(
+                    received_at=datetime.fromisoformat(letter["received_at"]),
+                    topic=letter["topic"],
+                    partition=letter["partition"],
+                    offset=letter["offset"],
+                    reason_code=letter["reason_code"],
+                    reason=letter["reason"],
+                    original=base64.b64decode(letter["original_b64"]),
+                    key=letter.get("key"),
+                )
+            )
+        await self.deadletter_sink.flush()
+
+    async def handle_alerts(self, alerts: Sequence[Alert], now: datetime) -> None:
+        """Record alerts in ClickHouse, then hand them to the dispatcher."""
+        assert self.alert_sink is not None and self.dispatcher is not None
+        for alert in alerts:
+            await self.alert_sink.add(rows.alert_row(alert, recorded_at=now))
+        await self.alert_sink.flush()
+        for alert in alerts:
+            await self.dispatcher.submit(alert, now)
+
+    async def tick(self, now: datetime) -> None:
+        assert self.dispatcher is not None
+        await self.dispatcher.tick(now)
+
+    # -- hooks -------------------------------------------------------------------------------
+    async def _record_delivery(self, record: AlertRecord | DeliveryRecord) -> None:
+        """Delivery attempts go to ``alert_deliveries``. Alerts themselves are recorded by
+        :meth:`handle_alerts` (all of them, silenced ones included), so AlertRecords are
+        skipped here."""
+        if self.delivery_sink is None or not isinstance(record, DeliveryRecord):
+            return
+        await self.delivery_sink.add(
+            rows.alert_delivery_row(
+                alert_id=record.alert_id,
+                receiver=record.receiver,
+                attempt=record.attempt,
+                outcome=record.outcome,
+                at=record.attempted_at,
+                error=record.error,
+                status=record.alert_status,
+            )
+        )
+
+    async def _sink_dead_letters(self, letters: Sequence[SinkDeadLetter]) -> None:
+        """Rows ClickHouse refused as data errors: kept in the deadletter table with why."""
+        if self.deadletter_sink is None:
+            return
+        now = datetime.now(UTC)
+        for letter in letters:
+            if letter.table == rows.DEADLETTER.table:
+                log.error("deadletter row refused by ClickHouse: %s", letter.reason)
+                continue
+            original = rows.row_json(letter.columns, letter.row)
+            await self.deadletter_sink.add(
+                rows.deadletter_row(
+                    received_at=now,
+                    topic=f"clickhouse:{letter.table}",
+                    partition=-1,
+                    offset=-1,
+                    reason_code=letter.reason_code,
+                    reason=letter.reason,
+                    original=original,
+                )
+            )
+
+    @staticmethod
+    def _letter_for(event: dict[str, Any], code: str, reason: str) -> dict[str, Any]:
+        import orjson
+
+        return {
+            "received_at": datetime.now(UTC).isoformat(),
+            "topic": "spendwatch.priced.v1",
+            "partition": -1,
+            "offset": -1,
+            "reason_code": code,
+            "reason": reason,
+            "original_b64": base64.b64encode(orjson.dumps(event)).decode(),
+            "key": event.get("service"),
+        }

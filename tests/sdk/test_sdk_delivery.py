@@ -1,0 +1,119 @@
+"""Broker away at start or later: events wait within the queue bound and arrive exactly once
+when it returns; beyond the bound the oldest are dropped and counted exactly.
+
+Tansu keeps topics in memory, so a restarted broker starts empty: what the first broker
+acknowledged is not expected on the second one. Tansu limit this depends on: a restarted
+(memory) Tansu *acknowledges* a produce request for a topic it no longer has and discards it
+(real Kafka answers UNKNOWN_TOPIC_OR_PARTITION; a fresh metadata request auto-creates the
+topic). So before starting the second broker the test waits until the SDK has noticed the
+outage (in-flight events back in its queue, producer dropped); the new producer's metadata
+request then recreates the topic.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections import Counter
+
+import pytest
+import spendwatch
+
+from streams.broker import TansuBroker, free_port
+
+pytestmark = pytest.mark.integration
+
+FAST_RETRY = {"request_timeout_ms": 1000, "retry_backoff_max_ms": 200}
+
+
+@pytest.fixture
+def port() -> int:
+    return free_port()
+
+
+def ids(events):
+    return [e["request_id"] for e in events]
+
+
+def test_broker_down_at_start_then_up(port, topic, consume):
+    spendwatch.configure(
+        bootstrap_servers=f"127.0.0.1:{port}", service="late-broker", topic=topic, **FAST_RETRY
+    )
+    for i in range(300):
+        spendwatch.record("call", request_id=str(i))
+    assert spendwatch.flush(0.3) is False
+    assert spendwatch.stats().queued == 300
+    with TansuBroker(port=port) as late:
+        assert spendwatch.flush(20)
+        events = consume(300, bootstrap=late.bootstrap_servers)
+        stats = spendwatch.stats()
+        spendwatch.shutdown(2)
+    assert ids(events) == [str(i) for i in range(300)]
+    assert len({e["event_id"] for e in events}) == 300
+    assert (stats.sent, stats.queued, stats.dropped, stats.failed) == (300, 0, 0, 0)
+
+
+def test_beyond_the_bound_oldest_are_dropped_and_counted(port, topic, consume):
+    spendwatch.configure(
+        bootstrap_servers=f"127.0.0.1:{port}",
+        service="bounded",
+        topic=topic,
+        queue_size=50,
+        **FAST_RETRY,
+    )
+    for i in range(137):
+        spendwatch.record("call", request_id=str(i))
+    stats = spendwatch.stats()
+    assert (stats.queued, stats.dropped) == (50, 87)
+    with TansuBroker(port=port) as late:
+        assert spendwatch.flush(20)
+        events = consume(50, bootstrap=late.bootstrap_servers)
+        stats = spendwatch.stats()
+        spendwatch.shutdown(2)
+    assert ids(events) == [str(i) for i in range(87, 137)]
+    assert (stats.sent, stats.queued, stats.dropped, stats.failed) == (50, 0, 87, 0)
+
+
+def test_broker_lost_then_back_on_the_same_port(port, topic, consume):
+    first = TansuBroker(port=port).start()
+    try:
+        spendwatch.configure(
+            bootstrap_servers=first.bootstrap_servers, service="flaky", topic=topic, **FAST_RETRY
+        )
+        for i in range(10):
+            spendwatch.record("before", request_id=f"a{i}")
+        assert spendwatch.flush(10)
+        assert ids(consume(10, bootstrap=first.bootstrap_servers)) == [f"a{i}" for i in range(10)]
+    finally:
+        first.stop(grace_s=0.2)  # a crash, not a graceful drain (Tansu waits 5 s for clients)
+    for i in range(40):
+        spendwatch.record("during", request_id=f"b{i}")
+    assert spendwatch.flush(0.5) is False
+    deadline = time.monotonic() + 15
+    while spendwatch.stats().connected and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert spendwatch.stats().queued == 40
+    with TansuBroker(port=port) as second:
+        assert spendwatch.flush(30)
+        events = consume(40, bootstrap=second.bootstrap_servers)
+        stats = spendwatch.stats()
+        spendwatch.shutdown(2)
+    counts = Counter(ids(events))
+    assert sorted(counts) == sorted(f"b{i}" for i in range(40))
+    assert set(counts.values()) == {1}
+    assert (stats.sent, stats.queued, stats.dropped, stats.failed) == (50, 0, 0, 0)
+
+
+def test_shutdown_with_broker_down_returns_within_its_timeout(port, topic):
+    spendwatch.configure(bootstrap_servers=f"127.0.0.1:{port}", service="gone", topic=topic)
+    spendwatch.record("call")
+    loop = asyncio.new_event_loop()
+    try:
+        started = loop.time()
+        assert spendwatch.shutdown(timeout_s=0.5) is False
+        # join waits at most timeout + 2 s for the sender thread (no timed assert on speed)
+        assert loop.time() - started < 10
+    finally:
+        loop.close()
+    spendwatch.record("after shutdown is discarded")
+    assert spendwatch.stats().rejected == 1
