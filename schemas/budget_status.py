@@ -35,6 +35,10 @@ class BudgetStatus:
     projected_runout_at: datetime | None = None
     per_request_limit_nusd: int | None = None
     override_until: datetime | None = None
+    # What the SDK guard should do once exhausted: "block" | "degrade" | "allow"; with
+    # "degrade", ``degrade_to`` maps an expensive model to its cheaper stand-in.
+    on_exhausted: str | None = None
+    degrade_to: dict[str, str] | None = None
     schema_version: int = SCHEMA_VERSION
 
     def to_json(self) -> bytes:
@@ -47,7 +51,13 @@ class BudgetStatus:
     @classmethod
     def from_json(cls, raw: bytes) -> BudgetStatus:
         data = orjson.loads(raw)
-        for key in ("period_start", "reset_at", "updated_at", "projected_runout_at", "override_until"):
+        for key in (
+            "period_start",
+            "reset_at",
+            "updated_at",
+            "projected_runout_at",
+            "override_until",
+        ):
             if data.get(key):
                 data[key] = parse_ts(data[key])
         return cls(**data)

@@ -26,7 +26,7 @@ import orjson
 from schemas.alerts import Alert
 from schemas.events import parse_ts
 from streams import topics
-from streams.budgets import LedgerState, apply_override, apply_spend, status_of
+from streams.budgets import LedgerState, OverrideCommand, apply_spend, status_of
 from streams.config import Settings
 from streams.detect import DetectStream
 from streams.ingest import DeadLetter, price_event, unpriced_alert
@@ -71,7 +71,12 @@ class Pipeline:
             worker_redirect_stdouts=False,
             table_cleanup_interval=30.0,
         )
-        raw = {"key_type": bytes, "value_type": bytes, "key_serializer": "raw", "value_serializer": "raw"}
+        raw: dict[str, Any] = {
+            "key_type": bytes,
+            "value_type": bytes,
+            "key_serializer": "raw",
+            "value_serializer": "raw",
+        }
         self.usage = app.topic(topics.USAGE, **raw)
         self.priced = app.topic(topics.PRICED, **raw)
         self.deadletter = app.topic(topics.DEADLETTER, **raw)
@@ -85,6 +90,7 @@ class Pipeline:
         self.minute_spend = app.Table(
             "service-minute-spend", default=int, partitions=settings.kafka.partitions
         ).tumbling(60.0, expires=timedelta(hours=2))
+        self._states: dict[str, LedgerState] = {}
         self._dirty: set[str] = set()
         self._last_heartbeat = datetime.min.replace(tzinfo=UTC)
         self._unpriced_seen: set[str] = set()
@@ -101,13 +107,15 @@ class Pipeline:
         app.agent(self.budget_spend, name="budgets")(self._budgets)
         app.agent(self.control, name="control")(self._control)
         app.agent(self.alerts, name="alerts")(self._alerts)
-        app.timer(self.settings.worker.status_interval_s, name="publish-status")(self._publish_status)
+        app.timer(self.settings.worker.status_interval_s, name="publish-status")(
+            self._publish_status
+        )
         app.timer(1.0, name="alert-tick")(self._alert_tick)
         app.timer(5.0, name="detect-idle")(self._detect_idle)
         app.task(self.runtime.start)
-        app.on_before_shutdown.connect(self._on_shutdown)
+        app.on_before_shutdown.connect(self._on_shutdown)  # type: ignore[arg-type]
 
-    async def _on_shutdown(self, app: Any = None, **_: Any) -> None:
+    async def _on_shutdown(self, app: Any, *args: Any, **kwargs: Any) -> None:
         await self.runtime.stop()
 
     async def _ingest(self, stream: Any) -> None:
@@ -162,28 +170,25 @@ class Pipeline:
             if budget is None:  # budget removed from the config since the event was routed
                 continue
             event = item["event"]
-            state = self._state(budget.name)
+            # A client with a fast clock must not roll a period over early.
+            ts = min(parse_ts(event["ts"]), parse_ts(event["ingested_at"]))
             state, alerts = apply_spend(
-                budget, state, event=event, cost_nusd=event["cost_nusd"], ts=parse_ts(event["ts"])
+                budget, self._state(budget.name), event=event, cost_nusd=event["cost_nusd"], ts=ts
             )
-            self.ledger[budget.name] = state.to_dict()
-            self._dirty.add(budget.name)
+            self._remember(budget.name, state)
             for alert in alerts:
                 await self.send_alert(alert)
 
     async def _control(self, stream: Any) -> None:
         async for value in stream:
             try:
-                command = orjson.loads(value)
-                budget = self.budgets[command["budget"]]
-                limit_nusd = int(command["limit_nusd"])
-                until = parse_ts(command["until"])
-            except (KeyError, ValueError, TypeError, orjson.JSONDecodeError) as exc:
-                log.warning("ignoring malformed control command %r: %s", value[:200], exc)
+                command = OverrideCommand.from_json(value)
+                budget = self.budgets[command.budget]
+            except (KeyError, ValueError) as exc:
+                log.warning("ignoring control command %r: %s", bytes(value[:200]), exc)
                 continue
-            state, alert = apply_override(budget, self._state(budget.name), limit_nusd, until, _now())
-            self.ledger[budget.name] = state.to_dict()
-            self._dirty.add(budget.name)
+            state, alert = command.apply(budget, self._state(budget.name))
+            self._remember(budget.name, state)
             await self.send_alert(alert)
 
     async def _detect(self, stream: Any) -> None:
@@ -208,22 +213,36 @@ class Pipeline:
             await self.runtime.tick(_now())
 
     async def _publish_status(self) -> None:
+        """Publish budget status: changed budgets every tick, every budget at least every
+        ``STATUS_HEARTBEAT``."""
         now = _now()
         heartbeat = now - self._last_heartbeat >= STATUS_HEARTBEAT
         if heartbeat:
             self._last_heartbeat = now
-        for name in sorted(set(self.budgets) if heartbeat else self._dirty):
+        dirty, self._dirty = self._dirty, set()
+        for name in sorted(set(self.budgets) if heartbeat else dirty):
             budget = self.budgets[name]
             status = status_of(budget, self._state(name), now)
             await self.budget_status.send(key=name.encode(), value=status.to_json())
-        self._dirty.clear()
 
     # -- helpers -----------------------------------------------------------------------------
+    def _remember(self, name: str, state: LedgerState) -> None:
+        """Keep the new ledger in memory and in the table (written from inside the stream
+        iteration, as Faust requires, so the changelog partition matches the event's)."""
+        self._states[name] = state
+        self.ledger[name] = state.to_dict()
+        self._dirty.add(name)
+
     def _state(self, name: str) -> LedgerState | None:
-        raw = self.ledger.get(name)
-        return LedgerState.from_dict(raw) if raw else None
+        """The budget's ledger: in memory while the worker runs (decoding it per event would
+        cost more than the maths), recovered from the table after a restart."""
+        state = self._states.get(name)
+        if state is None:
+            raw = self.ledger.get(name)
+            if raw:
+                state = self._states[name] = LedgerState.from_dict(raw)
+        return state
 
     async def send_alert(self, alert: Alert) -> None:
         """Publish an alert; the alerts agent records and delivers it."""
         await self.alerts.send(key=alert.alert_id.encode(), value=alert.to_json())
-

@@ -52,7 +52,9 @@ def build_parser() -> argparse.ArgumentParser:
     up = sub.add_parser("up", help="run broker, worker and ClickHouse on this machine")
     _add_config_arg(up)
     up.add_argument("--demo", action="store_true", help="also run a demo fleet of agents")
-    up.add_argument("--duration", type=float, default=None, metavar="S", help="stop after S seconds")
+    up.add_argument(
+        "--duration", type=float, default=None, metavar="S", help="stop after S seconds"
+    )
     up.add_argument("--loglevel", default="WARNING")
     up.set_defaults(func=_cmd_up)
 

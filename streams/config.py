@@ -30,7 +30,16 @@ DEFAULT_CONFIG = Path("spendwatch.toml")
 DEFAULT_STATE_DIR = Path(".spendwatch")
 
 _BOOTSTRAP_RE = re.compile(r"^[A-Za-z0-9_.\-\[\]:]+:\d{1,5}$")
-_KNOWN_SECTIONS = {"kafka", "clickhouse", "worker", "prices", "budgets", "alerting", "detect", "demo"}
+_KNOWN_SECTIONS = {
+    "kafka",
+    "clickhouse",
+    "worker",
+    "prices",
+    "budgets",
+    "alerting",
+    "detect",
+    "demo",
+}
 
 
 def check_bootstrap(value: object, path: str) -> str:
@@ -56,7 +65,11 @@ class KafkaSettings:
         _no_unknown(section, {"bootstrap_servers", "partitions", "consumer_group"}, path)
         raw = os.environ.get(ENV_BOOTSTRAP) or section.get("bootstrap_servers", "127.0.0.1:9092")
         partitions = section.get("partitions", 1)
-        if not isinstance(partitions, int) or isinstance(partitions, bool) or not 1 <= partitions <= 256:
+        if (
+            not isinstance(partitions, int)
+            or isinstance(partitions, bool)
+            or not 1 <= partitions <= 256
+        ):
             raise ConfigError(f"{path}.partitions", "must be an integer from 1 to 256")
         group = section.get("consumer_group", "spendwatch-worker")
         if not isinstance(group, str) or not group:
@@ -109,13 +122,24 @@ def _no_unknown(section: dict[str, Any], allowed: set[str], path: str) -> None:
         raise ConfigError(path, "must be a table")
     for key in section:
         if key not in allowed:
-            raise ConfigError(f"{path}.{key}", f"unknown setting (expected one of {sorted(allowed)})")
+            raise ConfigError(
+                f"{path}.{key}", f"unknown setting (expected one of {sorted(allowed)})"
+            )
 
 
-def line_of(text: str, key: str) -> int | None:
-    """1-based line of the first ``key =`` or ``[key]`` in ``text`` (for error messages)."""
-    pattern = re.compile(rf"^\s*(\[+\s*{re.escape(key)}\s*\]+|{re.escape(key)}\s*=)", re.M)
-    match = pattern.search(text)
+def line_of(text: str, key: str, section: str | None = None) -> int | None:
+    """1-based line of ``key = ...`` (or a ``[key]`` header) in ``text``, looked up after the
+    ``[section]`` header when one is given; None when it cannot be found."""
+    start = 0
+    if section:
+        header = re.compile(rf"^[ \t]*\[+[ \t]*{re.escape(section)}[ \t]*\]+", re.M)
+        found = header.search(text)
+        if found:
+            start = found.end()
+    pattern = re.compile(
+        rf"^[ \t]*(\[+[ \t]*{re.escape(key)}[ \t]*\]+|{re.escape(key)}[ \t]*=)", re.M
+    )
+    match = pattern.search(text, start)
     return text.count("\n", 0, match.start()) + 1 if match else None
 
 
@@ -140,7 +164,11 @@ def load_settings(path: Path | str | None = None, *, text: str | None = None) ->
         raise ConfigError("config", f"not valid TOML: {exc}") from exc
     for key in raw:
         if key not in _KNOWN_SECTIONS:
-            raise ConfigError(key, f"unknown section (expected {sorted(_KNOWN_SECTIONS)})", line=line_of(text, key))
+            raise ConfigError(
+                key,
+                f"unknown section (expected {sorted(_KNOWN_SECTIONS)})",
+                line=line_of(text, key),
+            )
     return build_settings(raw, text, source)
 
 
@@ -161,13 +189,17 @@ def build_settings(raw: dict[str, Any], text: str, source: Path | None) -> Setti
     def array(name: str) -> list[dict[str, Any]]:
         value = raw.get(name, [])
         if not isinstance(value, list):
-            raise ConfigError(name, f"must be an array of tables ([[{name}]])", line=line_of(text, name))
+            raise ConfigError(
+                name, f"must be an array of tables ([[{name}]])", line=line_of(text, name)
+            )
         return value
 
     def with_line(exc: ConfigError) -> ConfigError:
         if exc.line is None:
-            leaf = exc.field.rsplit(".", 1)[-1].split("[", 1)[0]
-            return ConfigError(exc.field, exc.message, line=line_of(text, leaf))
+            parts = exc.field.split(".")
+            leaf = parts[-1].split("[", 1)[0]
+            section = parts[0].split("[", 1)[0] if len(parts) > 1 else None
+            return ConfigError(exc.field, exc.message, line=line_of(text, leaf, section))
         return exc
 
     try:

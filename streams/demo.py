@@ -69,23 +69,70 @@ type = "console"
 
 # (service, operation, fields) — fields are merged into the event; token counts get jitter.
 _FLEET: tuple[tuple[str, str, dict[str, Any]], ...] = (
-    ("research-agent", "chat", {"provider": "openai", "model": "gpt-4o", "input_tokens": 6000,
-                                "output_tokens": 900, "cache_read_tokens": 2048}),
-    ("research-agent", "chat", {"provider": "anthropic", "model": "claude-sonnet-4-5",
-                                "input_tokens": 5000, "output_tokens": 700,
-                                "cache_read_tokens": 3000, "cache_write_tokens": 500}),
-    ("support-bot", "chat", {"provider": "openai", "model": "gpt-4o-mini", "input_tokens": 2500,
-                             "output_tokens": 400}),
-    ("support-bot", "chat", {"provider": "openai", "model": "gpt-4o-mini", "input_tokens": 2500,
-                             "output_tokens": 400, "cache_hit": True}),
-    ("lead-enricher", "chat", {"provider": "anthropic", "model": "claude-3-5-haiku-latest",
-                               "input_tokens": 3000, "output_tokens": 300}),
+    (
+        "research-agent",
+        "chat",
+        {
+            "provider": "openai",
+            "model": "gpt-4o",
+            "input_tokens": 6000,
+            "output_tokens": 900,
+            "cache_read_tokens": 2048,
+        },
+    ),
+    (
+        "research-agent",
+        "chat",
+        {
+            "provider": "anthropic",
+            "model": "claude-sonnet-4-5",
+            "input_tokens": 5000,
+            "output_tokens": 700,
+            "cache_read_tokens": 3000,
+            "cache_write_tokens": 500,
+        },
+    ),
+    (
+        "support-bot",
+        "chat",
+        {"provider": "openai", "model": "gpt-4o-mini", "input_tokens": 2500, "output_tokens": 400},
+    ),
+    (
+        "support-bot",
+        "chat",
+        {
+            "provider": "openai",
+            "model": "gpt-4o-mini",
+            "input_tokens": 2500,
+            "output_tokens": 400,
+            "cache_hit": True,
+        },
+    ),
+    (
+        "lead-enricher",
+        "chat",
+        {
+            "provider": "anthropic",
+            "model": "claude-3-5-haiku-latest",
+            "input_tokens": 3000,
+            "output_tokens": 300,
+        },
+    ),
     ("lead-enricher", "quote", {"provider": "polygon", "unit": "request", "quantity": "1"}),
     ("lead-enricher", "crm_sync", {"provider": "hubspot", "unit": "record", "quantity": "25"}),
     ("voice-agent", "call", {"provider": "twilio", "unit": "minute", "quantity": "3.5"}),
     ("email-outreach", "send", {"provider": "sendgrid", "unit": "email", "quantity": "40"}),
-    ("reasoning-agent", "plan", {"provider": "openai", "model": "o3-mini", "input_tokens": 4000,
-                                 "output_tokens": 3000, "reasoning_tokens": 2200}),
+    (
+        "reasoning-agent",
+        "plan",
+        {
+            "provider": "openai",
+            "model": "o3-mini",
+            "input_tokens": 4000,
+            "output_tokens": 3000,
+            "reasoning_tokens": 2200,
+        },
+    ),
 )
 
 
@@ -105,7 +152,9 @@ class DemoFleet:
 
     def start(self, prices: PriceTable) -> None:
         pricer = Pricer(prices)
-        self._thread = threading.Thread(target=self._run, args=(pricer,), name="demo-fleet", daemon=True)
+        self._thread = threading.Thread(
+            target=self._run, args=(pricer,), name="demo-fleet", daemon=True
+        )
         self._thread.start()
 
     def stop(self) -> None:
@@ -124,13 +173,19 @@ class DemoFleet:
             if key in jittered:
                 jittered[key] = min(jittered[key], jittered["input_tokens"] // 2)
         if "reasoning_tokens" in jittered:
-            jittered["reasoning_tokens"] = min(jittered["reasoning_tokens"], jittered["output_tokens"])
-        jittered["tags"] = {"team": service.split("-")[0], "agent": f"{service}-{rng.randint(1, 8)}",
-                            "demo_run": self.run_id}
+            jittered["reasoning_tokens"] = min(
+                jittered["reasoning_tokens"], jittered["output_tokens"]
+            )
+        jittered["tags"] = {
+            "team": service.split("-")[0],
+            "agent": f"{service}-{rng.randint(1, 8)}",
+            "demo_run": self.run_id,
+        }
         return service, operation, jittered
 
     def _run(self, pricer: Pricer) -> None:
         import spendwatch  # the SDK, configured by the caller
+        from spendwatch import runtime as sdk_runtime
 
         rng = random.Random(7)
         rate_nusd_per_s = usd_to_nusd(self.limit_usd) / self.cross_after_s
@@ -139,15 +194,22 @@ class DemoFleet:
             due = rate_nusd_per_s * (time.monotonic() - started)
             while self.spent_nusd < due and not self._stop.is_set():
                 service, operation, fields = self._event(rng)
-                event = {"schema_version": 1, "event_id": str(uuid.uuid4()),
-                         "ts": datetime.now(UTC).isoformat(), "service": service,
-                         "operation": operation, "status": "ok", **fields}
+                event = {
+                    "schema_version": 1,
+                    "event_id": str(uuid.uuid4()),
+                    "ts": datetime.now(UTC).isoformat(),
+                    "service": service,
+                    "operation": operation,
+                    "status": "ok",
+                    **fields,
+                }
                 self.spent_nusd += pricer.price(event).cost_nusd
-                spendwatch.record(service=service, operation=operation, status="ok", **fields)
+                spendwatch.record(operation, service=service, status="ok", **fields)
                 self.sent_valid += 1
                 if self.sent_valid % self.invalid_every == 0:
-                    # A malformed event on purpose: it must land in the dead-letter table.
-                    spendwatch.record(service=service, operation=operation, status="ok",
-                                      input_tokens=-1, model="gpt-4o", provider="openai")
+                    # A malformed event on purpose (as an old or foreign producer might send
+                    # it, past the SDK's own checks): it must land in the dead-letter table.
+                    bad = {**event, "event_id": str(uuid.uuid4()), "input_tokens": -1}
+                    sdk_runtime.submit(bad)
                     self.sent_invalid += 1
             time.sleep(0.05)

@@ -20,8 +20,8 @@ from alerting.records import AlertRecord, DeliveryRecord
 from schemas.alerts import Alert
 from sinks import rows
 from sinks.batching import DeadLetter as SinkDeadLetter
-from sinks.client import make_client
 from sinks.clickhouse import ClickHouseSink
+from sinks.client import make_client
 from sinks.http_endpoint import start_sql_endpoint
 from sinks.migrate import migrate_async
 from streams.config import Settings
@@ -36,6 +36,7 @@ class Runtime:
         self.settings = settings
         self.ready = asyncio.Event()
         self.client: Any = None
+        self.query_client: Any = None
         self.usage_sink: ClickHouseSink | None = None
         self.deadletter_sink: ClickHouseSink | None = None
         self.alert_sink: ClickHouseSink | None = None
@@ -68,10 +69,16 @@ class Runtime:
             recorder=self._record_delivery,
         )
         w = self.settings.worker
-        reader = await asyncio.to_thread(make_client, ch, read_only=True)
-        self._endpoint = await start_sql_endpoint(reader, w.http_host, w.http_port)
+        # The endpoint gets its own read-only client: queries never queue behind inserts.
+        self.query_client = await asyncio.to_thread(make_client, ch, read_only=True)
+        self._endpoint = await start_sql_endpoint(self.query_client, w.http_host, w.http_port)
         self.ready.set()
-        log.info("worker ready: ClickHouse %s, SQL endpoint %s:%s", ch.redacted_dsn, w.http_host, w.http_port)
+        log.info(
+            "worker ready: ClickHouse %s, SQL endpoint %s:%s",
+            ch.redacted_dsn,
+            w.http_host,
+            w.http_port,
+        )
 
     async def stop(self) -> None:
         """Flush and close everything; safe to call twice."""
@@ -85,6 +92,9 @@ class Runtime:
                 await s.close()
         if self._endpoint is not None:
             await self._endpoint.stop()
+        for client in (self.query_client, self.client):
+            if client is not None:
+                await asyncio.to_thread(client.close)
 
     # -- writers (each returns once the rows are durably in ClickHouse) -----------------------
     async def write_usage(self, events: Sequence[dict[str, Any]]) -> None:
@@ -171,6 +181,7 @@ class Runtime:
                     original=original,
                 )
             )
+        await self.deadletter_sink.flush()
 
     @staticmethod
     def _letter_for(event: dict[str, Any], code: str, reason: str) -> dict[str, Any]:

@@ -46,10 +46,12 @@ def _wait_healthy(endpoint: str, worker: subprocess.Popen[bytes], timeout_s: flo
     while time.monotonic() < deadline:
         if worker.poll() is not None:
             return False
-        with contextlib.suppress(urllib.error.URLError, OSError):
-            with urllib.request.urlopen(f"{endpoint}/health", timeout=1.0) as response:
-                if response.status == 200:
-                    return True
+        with (
+            contextlib.suppress(urllib.error.URLError, OSError),
+            urllib.request.urlopen(f"{endpoint}/health", timeout=1.0) as response,
+        ):
+            if response.status == 200:
+                return True
         time.sleep(0.25)
     return False
 
@@ -100,21 +102,41 @@ def run_up(
     previous = signal.getsignal(signal.SIGTERM)
     signal.signal(signal.SIGTERM, _interrupt)
     try:
-        _say(f"broker (Tansu) on {broker.bootstrap_servers}, pid {broker.process.pid if broker.process else '?'}")
+        _say(
+            f"broker (Tansu) on {broker.bootstrap_servers}, "
+            f"pid {broker.process.pid if broker.process else '?'}"
+        )
         asyncio.run(create_topics(broker.bootstrap_servers, topics.ALL, settings.kafka.partitions))
-        env = {**os.environ, ENV_BOOTSTRAP: broker.bootstrap_servers, ENV_CONFIG: str(config),
-               ENV_STATE_DIR: str(state_dir)}
+        env = {
+            **os.environ,
+            ENV_BOOTSTRAP: broker.bootstrap_servers,
+            ENV_CONFIG: str(config),
+            ENV_STATE_DIR: str(state_dir),
+        }
         worker = subprocess.Popen(
-            [sys.executable, "-m", "streams.cli", "worker", "--config", str(config),
-             "--loglevel", loglevel],
+            [
+                sys.executable,
+                "-m",
+                "streams.cli",
+                "worker",
+                "--config",
+                str(config),
+                "--loglevel",
+                loglevel,
+            ],
             env=env,
             start_new_session=True,  # Ctrl-C reaches us; we stop the worker in order
         )
         if not _wait_healthy(endpoint, worker, timeout_s=120.0):
             _say("the worker did not become ready; see the messages above")
             return 1
-        _say(f"worker pid {worker.pid}; ClickHouse {settings.clickhouse.redacted_dsn}; SQL on {endpoint}")
-        _say('try: spendwatch sql "SELECT service, sum(cost_usd) FROM usage_events GROUP BY service"')
+        _say(
+            f"worker pid {worker.pid}; ClickHouse {settings.clickhouse.redacted_dsn}; "
+            f"SQL on {endpoint}"
+        )
+        _say(
+            'try: spendwatch sql "SELECT service, sum(cost_usd) FROM usage_events GROUP BY service"'
+        )
         if demo:
             fleet = _start_demo(broker.bootstrap_servers, settings)
         deadline = time.monotonic() + duration_s if duration_s else None

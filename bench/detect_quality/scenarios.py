@@ -78,6 +78,7 @@ class Timeline:
     error_p: np.ndarray  # error probability per call (all providers)
     outage: np.ndarray  # error probability override for the anthropic+openai providers
     off: np.ndarray  # no traffic at all
+    mix: dict[str, float] = field(default_factory=lambda: dict(BASE_MIX))  # share of calls
 
     @classmethod
     def flat(cls, n: int, rate: float) -> Timeline:
@@ -110,9 +111,10 @@ def simulate(rng: np.random.Generator, service: str, tl: Timeline) -> list[Minut
     req_by_provider: dict[str, np.ndarray] = {}
     err_by_provider: dict[str, np.ndarray] = {}
     expensive = np.zeros(n)
+    expensive_calls = np.zeros(n, dtype=np.int64)
     looper_spend = np.zeros(n)
     live = ~tl.off
-    for model, share in BASE_MIX.items():
+    for model, share in tl.mix.items():
         provider, cost, tok = MODELS[model]
         if model == "claude-opus-4":
             lam = tl.rate * (share + (1 - share) * tl.switch)
@@ -138,11 +140,12 @@ def simulate(rng: np.random.Generator, service: str, tl: Timeline) -> list[Minut
             err_by_provider[provider] = err_by_provider.get(provider, 0) + errs
             if cost / tok * 1e6 >= 10:
                 expensive += spend
+                expensive_calls += cnt
     buckets: list[MinuteBucket] = []
     for i in np.nonzero(requests)[0]:
-        by_model = {m: int(round(v[i] * 1e9)) for m, v in spend_by_model.items() if v[i] > 0}
+        by_model = {m: int(np.rint(v[i] * 1e9)) for m, v in spend_by_model.items() if v[i] > 0}
         spend = sum(by_model.values())
-        loop = int(round(looper_spend[i] * 1e9))
+        loop = int(np.rint(looper_spend[i] * 1e9))
         base = spend - loop
         by_tag = {f"agent:{a}": int(base * s) for a, s in AGENTS.items()}
         if loop:
@@ -154,7 +157,7 @@ def simulate(rng: np.random.Generator, service: str, tl: Timeline) -> list[Minut
         for k in range(errors):
             t = ERROR_TYPES[k % len(ERROR_TYPES)]
             types[t] = types.get(t, 0) + 1
-        exp = min(int(round(expensive[i] * 1e9)), spend)
+        exp = min(int(np.rint(expensive[i] * 1e9)), spend)
         buckets.append(
             MinuteBucket(
                 service=service,
@@ -164,6 +167,7 @@ def simulate(rng: np.random.Generator, service: str, tl: Timeline) -> list[Minut
                 errors=errors,
                 tokens=int(tokens[i]),
                 expensive_spend_nusd=exp,
+                expensive_requests=int(expensive_calls[i]),
                 by_model=by_model,
                 by_tag=by_tag,
                 requests_by_provider=rp,
@@ -267,10 +271,11 @@ def generate_all(seed: int = 20250303) -> list[Scenario]:
 
     sc = _scenario(
         "runaway_low_volume",
-        "a 6 calls/min service ($0.06/min): runaways x3..x6 for 2..10 min",
+        "a 6 calls/min single-model service ($0.07/min): runaways x3..x6 for 2..10 min",
         3,
     )
     tl = Timeline.flat(sc.minutes, 6.0)
+    tl.mix = {"gpt-4o": 1.0}
     for t in _spread_times(rng, sc.minutes, 9, 90, 180, 10):
         factor = float(rng.choice([3.0, 4.0, 6.0]))
         length = int(rng.choice([2, 3, 5, 10]))
@@ -279,6 +284,23 @@ def generate_all(seed: int = 20250303) -> list[Scenario]:
             Truth("small-agent", "spike", T0 + t, T0 + t + length - 1, True, "runaway", factor)
         )
     _add(sc, rng, "small-agent", tl)
+    out.append(sc)
+
+    sc = _scenario(
+        "runaway_heavy_tail",
+        "a 6 calls/min service where 5 % of calls cost 8x the mean (known limit): runaways "
+        "x3..x6 for 2..10 min",
+        3,
+    )
+    tl = Timeline.flat(sc.minutes, 6.0)
+    for t in _spread_times(rng, sc.minutes, 9, 90, 180, 10):
+        factor = float(rng.choice([3.0, 4.0, 6.0]))
+        length = int(rng.choice([2, 3, 5, 10]))
+        _runaway(tl, t, length, factor)
+        sc.truths.append(
+            Truth("mixed-agent", "spike", T0 + t, T0 + t + length - 1, True, "runaway", factor)
+        )
+    _add(sc, rng, "mixed-agent", tl)
     out.append(sc)
 
     sc = _scenario(
@@ -390,6 +412,6 @@ def generate_all(seed: int = 20250303) -> list[Scenario]:
 
 def _runaway(tl: Timeline, t: int, length: int, factor: float) -> None:
     """Extra gpt-4o calls so that spend is about ``factor`` x its expected level."""
-    mean_cost = sum(BASE_MIX[m] * MODELS[m][1] for m in BASE_MIX)
+    mean_cost = sum(share * MODELS[m][1] for m, share in tl.mix.items())
     extra_spend = (factor - 1.0) * tl.rate[t : t + length] * mean_cost
     tl.extra[t : t + length] = extra_spend / MODELS["gpt-4o"][1]

@@ -65,4 +65,6 @@ def status_of(budget: Budget, state: LedgerState | None, now: datetime) -> Budge
         projected_runout_at=runout,
         per_request_limit_nusd=budget.per_request_limit_nusd,
         override_until=override_until,
+        on_exhausted=budget.on_exhausted,
+        degrade_to=dict(budget.degrade_to) or None,
     )

@@ -8,22 +8,22 @@ busy service gone silent), each firing once per episode and resolving with the s
 
 Method, in short (details and every parameter in ``streams/detect/README.md``):
 
-* Baseline per series = max(recent, time-of-day). *Recent*: median and MAD (x 1.4826) of the
-  trailing ``window_min`` minutes, skipping minutes already flagged anomalous, frozen at its
-  last value while fewer than ``min_points`` usable minutes remain. *Time-of-day*: once
-  ``seasonal_min_days`` days of history exist, the median / MAD of the same minute-of-day
-  +- ``seasonal_halfwidth_min`` on up to ``seasonal_days`` previous days. Noise scale is at
-  least ``scale_floor_ratio`` x baseline.
+* Baseline per series = max(recent, time-of-day). *Recent*: median of the trailing
+  ``window_min`` minutes, noise scale max(1.4826 MAD, (q90 - median) / 1.2816) because spend
+  is right-skewed; minutes of confirmed alert episodes are left out, and the baseline is frozen
+  while fewer than ``min_points`` usable minutes remain. *Time-of-day*: once
+  ``seasonal_min_days`` days exist, the median / MAD of the same minute-of-day
+  +- ``seasonal_halfwidth_min`` on up to ``seasonal_days`` previous days. Quiet services are
+  compared with their minutes that have spend; every service with its own 99th-percentile
+  spend/baseline ratio of the past day (the tail).
 * A spend minute is anomalous when it clears all of: robust z >= ``z_threshold``, ratio >=
-  ``min_ratio``, excess >= ``min_delta_usd_per_min`` -- or when spend rose by at least
-  ``min_delta_usd_per_min`` and requests, tokens or the expensive-model share cleared their
-  own rules. Quiet services (baseline below ``min_delta``) are compared with their busiest
-  normal minute of the past day. New services (< ``min_history_min``) only alert above the
-  absolute ``cold_start_usd_per_min``.
+  ``min_ratio`` and the tail, excess >= ``min_delta_usd_per_min`` -- or when spend clearly
+  rose and calls, tokens or the share of calls on expensive models cleared their own rules.
+  New services (< ``min_history_min``) only alert above ``cold_start_usd_per_min``.
 * Error rate per provider: rise >= max(``min_delta_error_rate``, z x noise) with at least
   ``min_errors_per_min`` errors; >= ``outage_error_rate`` is an outage (critical).
-  Drop: a busy service (>= ``busy_min_requests_per_min``, usually busy at this time of day)
-  with zero calls for ``drop_min`` minutes.
+  Drop: a busy service (>= ``busy_min_requests_per_min``, hardly ever idle, usually busy at
+  this time of day) with zero calls for ``drop_min`` minutes.
 * Lifecycle: fire after ``confirm_min`` consecutive anomalous minutes, resolve after
   ``resolve_min`` normal ones; a spike lasting ``relearn_after_min`` becomes the new baseline
   (resolves as ``baseline_adapted``). Alert id = ``alert_id_for(kind, service, series,

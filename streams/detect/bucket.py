@@ -33,7 +33,9 @@ class MinuteBucket:
 
     ``requests`` counts events (calls), ``errors`` those with ``status == "error"``; ``tokens``
     is input + output tokens; ``expensive_spend_nusd`` is the part of ``spend_nusd`` spent on
-    expensive models (see ``DetectSettings.expensive_*``). Breakdowns map a name to spend in
+    expensive models (see ``DetectSettings.expensive_*``) and ``expensive_requests`` the calls
+    to them (the model-mix detector watches the share of calls: far less noisy than the share
+    of spend, which a handful of dear calls swings). Breakdowns map a name to spend in
     nano-USD (``by_model``, ``by_tag`` keyed ``"agent:planner"``) or to counts
     (``requests_by_provider``, ``errors_by_provider``, ``errors_by_type``).
 
@@ -48,6 +50,7 @@ class MinuteBucket:
     errors: int = 0
     tokens: int = 0
     expensive_spend_nusd: int = 0
+    expensive_requests: int = 0
     by_model: Mapping[str, int] = field(default_factory=dict)
     by_tag: Mapping[str, int] = field(default_factory=dict)
     requests_by_provider: Mapping[str, int] = field(default_factory=dict)
@@ -60,13 +63,23 @@ class MinuteBucket:
             raise ValueError("MinuteBucket.minute_start must be timezone-aware")
         if ts.second or ts.microsecond:
             raise ValueError(f"MinuteBucket.minute_start {ts.isoformat()} is not a whole minute")
-        for name in ("spend_nusd", "requests", "errors", "tokens", "expensive_spend_nusd"):
+        names = (
+            "spend_nusd",
+            "requests",
+            "errors",
+            "tokens",
+            "expensive_spend_nusd",
+            "expensive_requests",
+        )
+        for name in names:
             if getattr(self, name) < 0:
                 raise ValueError(f"MinuteBucket.{name} is negative")
         if self.errors > self.requests:
             raise ValueError("MinuteBucket.errors exceeds requests")
         if self.expensive_spend_nusd > self.spend_nusd:
             raise ValueError("MinuteBucket.expensive_spend_nusd exceeds spend_nusd")
+        if self.expensive_requests > self.requests:
+            raise ValueError("MinuteBucket.expensive_requests exceeds requests")
         if self.requests_by_provider and sum(self.requests_by_provider.values()) != self.requests:
             raise ValueError("MinuteBucket.requests_by_provider does not sum to requests")
         if self.errors_by_provider:

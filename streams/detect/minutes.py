@@ -34,6 +34,7 @@ class _Acc:
     errors: int = 0
     tokens: int = 0
     expensive: int = 0
+    expensive_requests: int = 0
     by_model: dict[str, int] = field(default_factory=dict)
     by_tag: dict[str, int] = field(default_factory=dict)
     req_by_provider: dict[str, int] = field(default_factory=dict)
@@ -114,6 +115,7 @@ class MinuteAggregator:
         acc.tokens += tokens
         if self._is_expensive(str(model), cost, tokens):
             acc.expensive += cost
+            acc.expensive_requests += 1
         _bump(acc.by_model, str(model), cost, cap)
         for key in self.settings.tag_keys:
             value = tags.get(key)
@@ -182,6 +184,7 @@ class MinuteAggregator:
             errors=acc.errors,
             tokens=acc.tokens,
             expensive_spend_nusd=acc.expensive,
+            expensive_requests=acc.expensive_requests,
             by_model=acc.by_model,
             by_tag=acc.by_tag,
             requests_by_provider=acc.req_by_provider,

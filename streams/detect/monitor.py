@@ -33,9 +33,10 @@ from streams.detect.robust import (
 from streams.detect.settings import MINUTES_PER_DAY, DetectSettings
 
 SPEND, REQUESTS, TOKENS, MIX = 0, 1, 2, 3
-ROW_NAMES = ("spend", "requests", "tokens", "expensive_share")
+ROW_NAMES = ("spend", "requests", "tokens", "expensive_call_share")
 OTHER = "(other)"
 _SILENT = [0.0, 0.0, 0.0, math.nan]
+IDLE_SHARE_MAX = 0.05  # a busy service has calls in at least 95 % of its recent minutes
 TAIL_QUANTILE = 0.99  # normal minutes' spend / baseline ratio a spike must also exceed
 TAIL_MIN_POINTS = 240  # four hours of ratios before the learned tail applies
 TAIL_EVERY_MIN = 10  # recompute the tail this often (a quantile over a day of minutes)
@@ -283,9 +284,9 @@ class SpikeMonitor:
     def _row_values(bucket: MinuteBucket | None) -> list[float]:
         if bucket is None:
             return list(_SILENT)
-        spend = float(bucket.spend_nusd)
-        mix = bucket.expensive_spend_nusd / spend if spend > 0 else math.nan
-        return [spend, float(bucket.requests), float(bucket.tokens), mix]
+        n = bucket.requests
+        mix = bucket.expensive_requests / n if n else math.nan
+        return [float(bucket.spend_nusd), float(n), float(bucket.tokens), mix]
 
     def _step(
         self, st: _Service, m: int, bucket: MinuteBucket | None
@@ -324,10 +325,13 @@ class SpikeMonitor:
             level[:MIX] = np.fmax(level[:MIX], season_level[:MIX])
             scale[:MIX] = np.fmax(scale[:MIX], np.where(good, MAD_TO_SIGMA * smad, np.nan)[:MIX])
         scale[:MIX] = np.fmax(scale[:MIX], s.scale_floor_ratio * level[:MIX])
-        # A share of few calls jumps around; never trust a mix rise smaller than twice min_delta.
-        scale[MIX] = np.fmax(scale[MIX], 2 * s.min_delta_expensive_share / s.z_threshold)
+        # The share of calls on expensive models is binomial: never less noisy than that.
+        if x[REQUESTS] > 0 and not np.isnan(level[MIX]):
+            p = min(max(float(level[MIX]), 0.02), 0.98)
+            scale[MIX] = np.fmax(scale[MIX], math.sqrt(p * (1 - p) / x[REQUESTS]))
 
         spend_level = float(level[SPEND])
+        prior = math.nan  # cold start: median of the minutes seen so far
         spend_scale = max(float(scale[SPEND]), s.scale_floor_ratio * spend_level)
         if not cold and not math.isnan(spend_level) and spend_level < s.min_delta_nusd_per_min:
             # A quiet service (mostly idle minutes): a ratio against ~0 means nothing, so
@@ -341,8 +345,8 @@ class SpikeMonitor:
             # No baseline yet: only an absolute amount that also jumped against the minutes
             # seen so far (a worker restart must not page for every big, steady service).
             margin = 0.0
+            prior = float(med[SPEND])
             if s.cold_start_nusd_per_min and count[SPEND] >= 3:
-                prior = float(med[SPEND])
                 growth = (x[SPEND] / prior - 1.0) / (s.min_ratio - 1.0) if prior > 0 else math.inf
                 margin = min(x[SPEND] / s.cold_start_nusd_per_min, growth)
             cause = "new_service"
@@ -391,9 +395,13 @@ class SpikeMonitor:
         # Busy by the recent window and, once known, usually busy at this time of day too.
         busy_level = s.busy_min_requests_per_min
         season_requests = float(season_level[REQUESTS])
+        # "Busy" also means hardly ever idle: a bursty service (people using a tool) has idle
+        # minutes in its window and its pauses are not outages.
+        idle_minutes = int(np.count_nonzero(usable[REQUESTS] & (vals[REQUESTS] == 0)))
         busy = (
             not cold
             and st.frozen_level[REQUESTS] >= busy_level
+            and idle_minutes <= IDLE_SHARE_MAX * count[REQUESTS]
             and (math.isnan(season_requests) or season_requests >= busy_level)
         )
         drop_anomalous = bool(busy and x[REQUESTS] == 0)
@@ -402,10 +410,10 @@ class SpikeMonitor:
         st.resid.put(m, [resid])
 
         levels = {
-            "spend": spend_level if not math.isnan(spend_level) else 0.0,
+            "spend": _nz(prior if cold or math.isnan(spend_level) else spend_level),
             "requests": _nz(level[REQUESTS]),
             "tokens": _nz(level[TOKENS]),
-            "expensive_share": _nz(level[MIX]),
+            "expensive_call_share": _nz(level[MIX]),
         }
         alerts = self._spike_lifecycle(st, m, spike_anomalous, x[SPEND], levels, cause, margin)
         alerts += self._drop_lifecycle(st, m, drop_anomalous, float(st.frozen_level[REQUESTS]))
@@ -426,14 +434,12 @@ class SpikeMonitor:
     def _tail_ratio(self, st: _Service, m: int) -> float:
         """The 99th percentile of normal minutes' spend / baseline over the past day (cached
         for ``TAIL_EVERY_MIN`` minutes); ``NaN`` until ``TAIL_MIN_POINTS`` ratios exist."""
-        if m - st.tail_at >= TAIL_EVERY_MIN or math.isnan(st.tail_ratio):
-            if m - st.tail_at >= TAIL_EVERY_MIN:
-                st.tail_at = m
+        if m - st.tail_at >= TAIL_EVERY_MIN:
+            st.tail_at = m
             vals, excluded = st.resid.take(m + self._peak)
             row = vals[0][~excluded[0] & ~np.isnan(vals[0])]
             if row.size >= TAIL_MIN_POINTS:
                 st.tail_ratio = float(np.quantile(row, TAIL_QUANTILE))
-                st.tail_at = m
         return st.tail_ratio
 
     def _active_level(
@@ -618,22 +624,25 @@ class SpikeMonitor:
             n, e = counts.get(provider, (0, 0))
             rate = e / n if n else math.nan
             rs.ring.put(m, [rate])
-            vals, excl = rs.ring.take(m + self._win)
-            med, mad, count = median_mad(vals, ~excl & ~np.isnan(vals))
-            if count[0] >= s.min_points:
-                rs.frozen = (float(med[0]), MAD_TO_SIGMA * float(mad[0]))
-            level, scale = rs.frozen
+            level = rs.frozen[0]
             anomalous: bool | None = None
             outage = False
             margin = 0.0
-            if n:
-                outage = e >= s.min_errors_per_min and rate >= s.outage_error_rate
+            if n and e >= s.min_errors_per_min:
+                # The baseline is only needed (and computed) when enough calls failed to matter.
+                vals, excl = rs.ring.take(m + self._win)
+                med, mad, count = median_mad(vals, ~excl & ~np.isnan(vals))
+                if count[0] >= s.min_points:
+                    rs.frozen = (float(med[0]), MAD_TO_SIGMA * float(mad[0]))
+                level, scale = rs.frozen
+                outage = rate >= s.outage_error_rate
                 if cold_service or m - rs.first < s.min_history_min or math.isnan(level):
-                    margin = rate / s.outage_error_rate if e >= s.min_errors_per_min else 0.0
+                    margin = rate / s.outage_error_rate
                 else:
                     binomial = math.sqrt(max(level * (1 - level), 0.0) / n)
                     threshold = max(s.min_delta_error_rate, s.z_threshold * max(scale, binomial))
-                    margin = (rate - level) / threshold if e >= s.min_errors_per_min else 0.0
+                    margin = (rate - level) / threshold
+            if n:
                 anomalous = margin >= 1.0
                 scores[provider] = score_of(margin)
             if anomalous:

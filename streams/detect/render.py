@@ -50,10 +50,6 @@ def dec(value: float, places: int) -> str:
     return str(Decimal(repr(float(value))).quantize(q, rounding=ROUND_HALF_EVEN))
 
 
-def ratio_text(ratio: float) -> str:
-    return "no baseline" if math.isinf(ratio) else f"{ratio:.1f}x"
-
-
 def share(part: int, whole: int) -> str:
     if whole <= 0:
         return ""
@@ -154,7 +150,8 @@ def spike_alert(
     max_contributors: int,
 ) -> Alert:
     """Firing spend-spike alert; ``window`` is the anomalous minutes so far, ``levels`` the
-    baselines per minute (spend nano-USD, requests, tokens, expensive share)."""
+    baselines per minute (spend nano-USD, requests, tokens, share of calls on expensive
+    models)."""
     n = max(len(window), 1)
     spend = sum(b.spend_nusd for b in window) / n
     requests = sum(b.requests for b in window) / n
@@ -162,6 +159,8 @@ def spike_alert(
     total_spend = sum(b.spend_nusd for b in window)
     expensive = sum(b.expensive_spend_nusd for b in window)
     mix = expensive / total_spend if total_spend else 0.0
+    total_calls = sum(b.requests for b in window)
+    call_mix = sum(b.expensive_requests for b in window) / total_calls if total_calls else 0.0
     base = levels["spend"]
     ratio = spend / base if base > 0 else math.inf
     figures = {
@@ -177,8 +176,9 @@ def spike_alert(
         "requests_baseline": dec(levels["requests"], 1),
         "tokens_per_min": dec(tokens, 0),
         "tokens_baseline": dec(levels["tokens"], 0),
-        "expensive_share": dec(mix, 2),
-        "expensive_share_baseline": dec(levels["expensive_share"], 2),
+        "expensive_spend_share": dec(mix, 2),
+        "expensive_call_share": dec(call_mix, 2),
+        "expensive_call_share_baseline": dec(levels["expensive_call_share"], 2),
     }
     contributors = top_contributors(window, max_contributors)
     top = ", ".join(f"{c.dimension} {c.name} {c.share}" for c in contributors[:2])
@@ -186,12 +186,14 @@ def spike_alert(
         alert_id=episode_id("spike", service, "spend", start),
         kind="spike",
         severity=severity,
-        title=f"{service}: spend {ratio_text(ratio)} baseline "
+        title=f"{service}: spend {money_text(spend)}/min with no baseline yet"
+        if math.isinf(ratio)
+        else f"{service}: spend {ratio:.1f}x baseline "
         f"({money_text(spend)}/min vs {money_text(base)}/min)",
         summary=f"{service} spent {money_text(spend)}/min over the last {n} min against a "
         f"baseline of {money_text(base)}/min; requests {requests:.0f}/min "
-        f"(usually {levels['requests']:.0f}), expensive-model share {mix:.0%} "
-        f"(usually {levels['expensive_share']:.0%}). Likely cause: "
+        f"(usually {levels['requests']:.0f}), calls on expensive models {call_mix:.0%} "
+        f"(usually {levels['expensive_call_share']:.0%}, {mix:.0%} of spend). Likely cause: "
         f"{cause.replace('_', ' ')}." + (f" Top: {top}." if top else ""),
         fired_at=minute_start(minute) + MINUTE,
         labels={"service": service, "metric": "spend", "detector": "spike", "cause": cause},

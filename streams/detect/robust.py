@@ -37,31 +37,26 @@ def robust_stats(
     MAD understates how far normal minutes reach upwards; the 90th percentile does not.
     Returns ``(median, mad, upper_scale, count)``.
     """
+    count = usable.sum(axis=1)
+    if values.shape[1] == 0:
+        nan = np.full(values.shape[0], np.nan)
+        return nan, nan.copy(), nan.copy(), count.astype(np.float64)
     x = np.where(usable, values, np.nan)
     x.sort(axis=1)  # NaN sorts last, so the first ``count`` entries are the usable points
-    count = usable.sum(axis=1)
-    med = _middle(x, count)
-    rows = np.arange(x.shape[0])
-    if x.shape[1]:
-        q90 = x[rows, np.maximum(np.floor(0.9 * (count - 1)).astype(np.int64), 0)]
-        upper = np.where(count > 0, (q90 - med) / Q90_Z, np.nan)
-    else:
-        upper = np.full(x.shape[0], np.nan)
+    lo = np.maximum((count - 1) // 2, 0)[:, None]
+    hi = (count // 2)[:, None]
+    q90 = np.maximum(np.floor(0.9 * (count - 1)).astype(np.int64), 0)[:, None]
+    picked = np.take_along_axis(x, np.hstack((lo, hi, q90)), axis=1)
+    empty = count == 0
+    med = (picked[:, 0] + picked[:, 1]) / 2.0
+    med[empty] = np.nan
+    upper = (picked[:, 2] - med) / Q90_Z
     dev = np.abs(x - med[:, None])
     dev.sort(axis=1)
-    mad = _middle(dev, count)
+    d = np.take_along_axis(dev, np.hstack((lo, hi)), axis=1)
+    mad = (d[:, 0] + d[:, 1]) / 2.0
+    mad[empty] = np.nan
     return med, mad, upper, count.astype(np.float64)
-
-
-def _middle(sorted_rows: FloatArray, count: npt.NDArray[np.int_]) -> FloatArray:
-    rows = np.arange(sorted_rows.shape[0])
-    lo = np.maximum((count - 1) // 2, 0)
-    hi = np.maximum(count // 2, 0)
-    if sorted_rows.shape[1] == 0:
-        return np.full(sorted_rows.shape[0], np.nan)
-    mid = (sorted_rows[rows, lo] + sorted_rows[rows, hi]) / 2.0
-    mid[count == 0] = np.nan
-    return mid
 
 
 def upward_margin(

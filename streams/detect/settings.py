@@ -38,7 +38,7 @@ class DetectSettings:
     seasonal_halfwidth_min: int = 5  # +- minutes around the same minute-of-day
     scale_floor_ratio: float = 0.05  # noise scale is at least this fraction of the baseline
     # -- upward spikes (spend, requests, tokens, model mix) ------------------------------------
-    z_threshold: float = 4.0  # robust z-score (excess / 1.4826 MAD) a spike must reach
+    z_threshold: float = 3.0  # robust z-score (excess / noise scale) a spike must reach
     min_ratio: float = 2.0  # spend, requests, tokens must reach this multiple of baseline
     min_delta_nusd_per_min: int = 50_000_000  # $0.05/min: smaller excess never alerts
     min_delta_requests_per_min: int = 10

@@ -27,10 +27,10 @@ from typing import Any
 
 import orjson
 import pytest
-from genai_prices import Usage, calc_price
-
 import spendwatch
+from genai_prices import Usage, calc_price
 from spendwatch import runtime as sdk_runtime
+
 from streams import topics
 from streams.broker import TansuBroker, create_topics, free_port
 from tests.support.slack_server import SlackServer
@@ -72,7 +72,9 @@ def plan_events(ts: datetime) -> list[Planned]:
             provider, unit = ("polygon", "request") if i % 20 == 9 else ("twilio", "minute")
             quantity = Decimal(rng.randint(1, 40)) / 4
             fields = {"provider": provider, "unit": unit, "quantity": str(quantity)}
-            planned.append(Planned("market-data", fields, to_nusd(quantity * UNIT_PRICES[(provider, unit)])))
+            planned.append(
+                Planned("market-data", fields, to_nusd(quantity * UNIT_PRICES[(provider, unit)]))
+            )
             continue
         service, provider, model = LLM_CALLS[i % len(LLM_CALLS)]
         inp = rng.randint(50, 20_000)
@@ -144,10 +146,10 @@ partitions = 2
 
 [worker]
 http_port = {http_port}
-state_dir = "{tmp_path / 'state'}"
+state_dir = "{tmp_path / "state"}"
 
 [clickhouse]
-dsn = "chdb://{tmp_path / 'chdb'}"
+dsn = "chdb://{tmp_path / "chdb"}"
 
 [[prices]]
 provider = "polygon"
@@ -166,7 +168,7 @@ limit_usd = "{limit_usd}"
 
 [alerting]
 group_wait_s = 0
-group_interval_s = 0
+group_interval_s = 1
 group_by = ["alert_id"]     # one message per alert: this test counts them
 default_inhibit = false     # all four thresholds may cross within one batch here
 
@@ -192,8 +194,14 @@ webhook_url = "{slack.webhook_url()}"
         for i in range(TOTAL_EVENTS):
             if i in invalid_at:
                 # Bypasses the SDK's own checks, as an old or foreign producer would.
-                bad = {"schema_version": 1, "event_id": f"not-a-uuid-{i}", "service": "rogue",
-                       "operation": "chat", "status": "ok", "ts": now.isoformat()}
+                bad = {
+                    "schema_version": 1,
+                    "event_id": f"not-a-uuid-{i}",
+                    "service": "rogue",
+                    "operation": "chat",
+                    "status": "ok",
+                    "ts": now.isoformat(),
+                }
                 sdk_runtime.submit(bad)
                 continue
             p = next(valid)
@@ -202,8 +210,10 @@ webhook_url = "{slack.webhook_url()}"
         assert spendwatch.stats().dropped == 0
 
         wait_for(
-            lambda: query(endpoint, "SELECT count() FROM usage_events")
-            == [[TOTAL_EVENTS - INVALID_EVENTS]],
+            lambda: (
+                query(endpoint, "SELECT count() FROM usage_events")
+                == [[TOTAL_EVENTS - INVALID_EVENTS]]
+            ),
             120,
             "9,900 priced rows",
         )
@@ -219,16 +229,22 @@ webhook_url = "{slack.webhook_url()}"
         assert total_nusd == expected_nusd
         assert Decimal(total_usd) == Decimal(expected_nusd).scaleb(-9)
         by_service = dict(
-            (s, n) for s, n in query(
+            (s, n)
+            for s, n in query(
                 endpoint, "SELECT service, sum(cost_nusd) FROM usage_events GROUP BY service"
             )
         )
         assert by_service == expected_by_service
         [[letters, with_reason, schema_reason]] = query(
             endpoint,
-            "SELECT count(), countIf(reason != ''), countIf(reason_code = 'schema') FROM deadletter",
+            "SELECT count(), countIf(reason != ''), countIf(reason_code = 'schema') "
+            "FROM deadletter",
         )
-        assert (letters, with_reason, schema_reason) == (INVALID_EVENTS, INVALID_EVENTS, INVALID_EVENTS)
+        assert (letters, with_reason, schema_reason) == (
+            INVALID_EVENTS,
+            INVALID_EVENTS,
+            INVALID_EVENTS,
+        )
 
         # Exactly four threshold alerts reach Slack, one per threshold, and no repeats.
         wait_for(lambda: len(slack.delivered) >= 4, 60, "four Slack messages")

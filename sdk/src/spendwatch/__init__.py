@@ -49,8 +49,12 @@ def record(
     request_id: str | None = None,
     tags: dict[str, str] | None = None,
     ts: datetime | None = None,
+    service: str | None = None,
 ) -> None:
     """Record one finished call (``None`` = field absent); returns at once.
+
+    ``service`` overrides the configured service for this event (a process running a
+    fleet of agents); it is also the event's Kafka message key.
 
     ``quantity`` / ``cost_usd`` accept ``Decimal``, ``int``, ``str`` (kept exactly) or ``float``
     (read via ``Decimal(str(x))``, rounded to 9 places). ``ts`` (timezone-aware) defaults to
@@ -79,6 +83,7 @@ def record(
         request_id=request_id,
         tags=tags,
         ts=ts,
+        service=service,
     )
 
 

@@ -60,11 +60,18 @@ def service_name(field: str, value: object) -> str:
     return name
 
 
+_UNITS_SEEN: set[str] = set()  # unit names already checked (a handful per app)
+
+
 def unit(value: object) -> str:
     """A unit name: lowercase snake case such as ``request``, ``minute``, ``email``."""
+    if value.__class__ is str and value in _UNITS_SEEN:
+        return value  # type: ignore[return-value]
     name = text("unit", value, max_len=32)
     if not _UNIT_RE.match(name):
         raise InvalidEventError("unit", f"{name!r} must be lowercase snake case, e.g. 'minute'")
+    if len(_UNITS_SEEN) < 1024:
+        _UNITS_SEEN.add(name)
     return name
 
 
@@ -86,9 +93,20 @@ def latency_ms(value: object) -> float:
     return float(value)
 
 
+_PLAIN_DECIMAL: Final = {
+    9: re.compile(r"^\d{1,9}(\.\d{1,9})?$"),
+    12: re.compile(r"^\d{1,12}(\.\d{1,9})?$"),
+}
+
+
 def decimal_string(field: str, value: object, *, int_digits: int) -> str:
     """A non-negative decimal as a plain string with at most ``int_digits`` integer digits and 9
     decimal places. See the module docstring for how each input type is read."""
+    # Fast paths (the common inputs, already in the wire form): a plain int or decimal string.
+    if type(value) is int and 0 <= value < 10**int_digits:
+        return str(value)
+    if type(value) is str and _PLAIN_DECIMAL[int_digits].match(value):
+        return value
     if isinstance(value, bool):
         raise InvalidEventError(field, "must be a Decimal, int, str or float, got bool")
     if isinstance(value, Decimal):

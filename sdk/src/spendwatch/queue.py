@@ -50,7 +50,8 @@ class EventQueue:
         self._in_flight: list[Item] = []
         # Reentrant: a stream garbage-collected while this thread is inside put() records its
         # partial event from the collector, i.e. re-enters put() on the same thread.
-        self._cond = threading.Condition(threading.RLock())
+        self._lock = threading.RLock()
+        self._cond = threading.Condition(self._lock)
         self._next_seq = 0
         self.sent = 0
         self.dropped = 0
@@ -62,12 +63,14 @@ class EventQueue:
 
     def put(self, payload: dict[str, Any]) -> None:
         """Enqueue one event; drops (and counts) the oldest waiting one if full."""
-        with self._cond:
-            if len(self._items) >= self.capacity:
-                self._items.popleft()
+        items = self._items
+        with self._lock:
+            if len(items) >= self.capacity:
+                items.popleft()
                 self.dropped += 1
-            self._items.append([self._next_seq, payload])
-            self._next_seq += 1
+            seq = self._next_seq
+            self._next_seq = seq + 1
+            items.append([seq, payload])
         if self.sleeping:
             self.sleeping = False
             wake = self.wake

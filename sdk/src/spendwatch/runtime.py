@@ -50,11 +50,18 @@ class Runtime:
         self.queue.put(event)
 
     def _start_sender(self) -> None:
-        with self._start_lock:
+        # Non-blocking: if the lock is held, a sender is being started right now (possibly by
+        # this very thread, re-entered from the garbage collector recording an abandoned
+        # stream); the event is queued either way and that sender will send it.
+        if not self._start_lock.acquire(blocking=False):
+            return
+        try:
             if self._sender is None and not self.closed:
                 sender = Sender(self.settings, self.queue)
                 sender.start()
                 self._sender = sender
+        finally:
+            self._start_lock.release()
 
     def flush(self, timeout_s: float) -> bool:
         if self._sender is None:
@@ -171,6 +178,9 @@ _orphan_rejects = 0  # events offered before any configuration; reported by stat
 
 
 def submit(event: dict[str, Any]) -> None:
+    """Queue an event dict. Built events come from ``record``/``track``; a dict that did not
+    (no internal timestamp) is sent unchanged and unchecked, e.g. to forward events from
+    another producer - the pipeline validates it and dead-letters it if it is malformed."""
     global _orphan_rejects
     runtime = current()
     if runtime is None:

@@ -16,6 +16,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
 import threading
 from typing import TYPE_CHECKING, Any
 
@@ -151,6 +152,9 @@ class Sender:
             "linger_ms": s.linger_ms,
             "compression_type": s.compression_type,
             "request_timeout_ms": s.request_timeout_ms,
+            # One record batch carries up to this many bytes (about 600 LLM events): fewer,
+            # larger produce requests keep up with bursts at a small CPU (and GIL) cost.
+            "max_batch_size": 256 * 1024,
             # Tansu and many managed brokers refuse idempotent producers; the event_id makes
             # redelivery harmless instead.
             "enable_idempotence": False,
@@ -218,40 +222,92 @@ class Sender:
             if not await self._send_batch(producer, batch):
                 return  # rebuild the producer
 
+    async def _partition(self, producer: AIOKafkaProducer, key: bytes) -> int:
+        """The partition of a service's key, as the producer's partitioner would pick it
+        (one hash per service per batch instead of one per event)."""
+        from aiokafka.partitioner import DefaultPartitioner
+
+        partitions = sorted(await producer.partitions_for(self._settings.topic))
+        partitioner = self._settings.producer_options.get("partitioner") or DefaultPartitioner()
+        partition: int = partitioner(key, partitions, partitions)
+        return partition
+
+    def _encode_by_key(self, batch: list[Item]) -> dict[bytes, list[Item]]:
+        """Encode fresh events (a retried one keeps its bytes and event_id) and group the
+        batch by message key: the event's service (``record(service=...)`` may override the
+        configured one), so every service's events stay in one partition, in order."""
+        random = os.urandom(16 * len(batch))  # event ids for the whole batch in one syscall
+        groups: dict[bytes, list[Item]] = {}
+        for position, item in enumerate(batch):
+            if isinstance(item[1], dict):
+                service = item[1].get("service")
+                item.append(service.encode() if isinstance(service, str) else self._key)
+                offset = 16 * position
+                item[1] = encode(item[1], random[offset : offset + 16])
+            key = item[2] if len(item) > 2 else self._key
+            groups.setdefault(key, []).append(item)
+        return groups
+
     async def _send_batch(self, producer: AIOKafkaProducer, batch: list[Item]) -> bool:
-        """Send one batch and settle it; False when the producer should be rebuilt."""
+        """Send one batch of events and settle it; False when the producer should be rebuilt.
+
+        Events go out as Kafka record batches (``create_batch`` / ``send_batch``, each at most
+        ``max_batch_size`` bytes): per event that is one append, not one ``send()`` with its
+        metadata check and key hash, which keeps the sender's share of the GIL small.
+        """
         topic = self._settings.topic
-        pending: list[tuple[Item, asyncio.Future[Any]]] = []
+        groups = self._encode_by_key(batch)
+        try:
+            partitions = {key: await self._partition(producer, key) for key in groups}
+        except Exception as exc:  # metadata unavailable: the broker is away
+            self._report_outage(exc)
+            self._queue.settle(0, batch, 0)
+            return False
+        pending: list[tuple[list[Item], asyncio.Future[Any]]] = []
         retry_rest: list[Item] = []
         failed = 0
         healthy = True
-        for position, item in enumerate(batch):
-            if isinstance(item[1], dict):
-                item[1] = encode(item[1])
-            try:
-                pending.append((item, await producer.send(topic, item[1], key=self._key)))
-            except Exception as exc:
-                if not _retriable(exc):
-                    log.warning("spendwatch: event refused: %r", exc)
-                    failed += 1
-                    continue
-                # The broker is away: keep the rest for later instead of timing out on each.
-                self._report_outage(exc)
-                retry_rest = batch[position:]
-                healthy = False
-                break
+        remaining = [(key, items) for key, items in groups.items()]
+        while remaining and healthy:
+            key, items = remaining.pop(0)
+            builder = producer.create_batch()
+            members: list[Item] = []
+            position = 0
+            while position < len(items):
+                if builder.append(key=key, value=items[position][1], timestamp=None) is not None:
+                    members.append(items[position])
+                    position += 1
+                    if position < len(items):
+                        continue
+                # The builder is full (this item goes into the next one) or the group is done.
+                try:
+                    future = await producer.send_batch(builder, topic, partition=partitions[key])
+                    pending.append((members, future))
+                except Exception as exc:
+                    if not _retriable(exc):
+                        log.warning("spendwatch: %d events refused: %r", len(members), exc)
+                        failed += len(members)
+                    else:
+                        self._report_outage(exc)
+                        retry_rest = members + items[position:]
+                        for _, rest in remaining:
+                            retry_rest += rest
+                        healthy = False
+                        break
+                builder = producer.create_batch()
+                members = []
         results = await asyncio.gather(*(future for _, future in pending), return_exceptions=True)
         sent = 0
         retry: list[Item] = []
-        for (item, _), result in zip(pending, results, strict=True):
+        for (members, _), result in zip(pending, results, strict=True):
             if not isinstance(result, BaseException):
-                sent += 1
+                sent += len(members)
             elif _retriable(result):
-                retry.append(item)
+                retry.extend(members)
                 healthy = False
                 self._report_outage(result)
             else:
-                log.warning("spendwatch: event refused: %r", result)
-                failed += 1
+                log.warning("spendwatch: %d events refused: %r", len(members), result)
+                failed += len(members)
         self._queue.settle(sent, retry + retry_rest, failed)
         return healthy

@@ -47,9 +47,18 @@ def test_valid_llm_event_passes_unchanged() -> None:
 
 
 def test_valid_metered_event_passes() -> None:
-    event = make(model=None, input_tokens=None, output_tokens=None, cache_read_tokens=None,
-                 reasoning_tokens=None, provider="polygon", unit="request", quantity="3",
-                 cost_usd="0.012", cache_hit=True)
+    event = make(
+        model=None,
+        input_tokens=None,
+        output_tokens=None,
+        cache_read_tokens=None,
+        reasoning_tokens=None,
+        provider="polygon",
+        unit="request",
+        quantity="3",
+        cost_usd="0.012",
+        cache_hit=True,
+    )
     assert code_of(event) is None
 
 

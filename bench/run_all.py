@@ -1,0 +1,38 @@
+"""Run every benchmark in this folder, one after another (``make bench``).
+
+Each script prints its figures and the machine it ran on; record notable runs in
+``bench/RESULTS.md`` with the command that produced them. Benchmarks are never timed
+assertions in the test suite.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+SCRIPTS = (
+    ["bench_pricing.py"],
+    ["bench_sink.py"],
+    ["bench_budgets.py"],
+    ["bench_alerting.py"],
+    ["bench_sdk.py"],
+    ["detect_quality/run.py"],
+)
+
+
+def main() -> int:
+    failed = []
+    for script, *args in SCRIPTS:
+        print(f"\n=== {script} {' '.join(args)}", flush=True)
+        code = subprocess.call([sys.executable, str(HERE / script), *args], cwd=HERE.parent)
+        if code:
+            failed.append(script)
+    if failed:
+        print(f"\nfailed: {', '.join(failed)}")
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
