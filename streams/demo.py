@@ -75,9 +75,9 @@ _FLEET: tuple[tuple[str, str, dict[str, Any]], ...] = (
         {
             "provider": "openai",
             "model": "gpt-4o",
-            "input_tokens": 6000,
-            "output_tokens": 900,
-            "cache_read_tokens": 2048,
+            "input_tokens": 1800,
+            "output_tokens": 300,
+            "cache_read_tokens": 1024,
         },
     ),
     (
@@ -86,16 +86,16 @@ _FLEET: tuple[tuple[str, str, dict[str, Any]], ...] = (
         {
             "provider": "anthropic",
             "model": "claude-sonnet-4-5",
-            "input_tokens": 5000,
-            "output_tokens": 700,
-            "cache_read_tokens": 3000,
-            "cache_write_tokens": 500,
+            "input_tokens": 1600,
+            "output_tokens": 250,
+            "cache_read_tokens": 1000,
+            "cache_write_tokens": 200,
         },
     ),
     (
         "support-bot",
         "chat",
-        {"provider": "openai", "model": "gpt-4o-mini", "input_tokens": 2500, "output_tokens": 400},
+        {"provider": "openai", "model": "gpt-4o-mini", "input_tokens": 1200, "output_tokens": 200},
     ),
     (
         "support-bot",
@@ -103,8 +103,8 @@ _FLEET: tuple[tuple[str, str, dict[str, Any]], ...] = (
         {
             "provider": "openai",
             "model": "gpt-4o-mini",
-            "input_tokens": 2500,
-            "output_tokens": 400,
+            "input_tokens": 1200,
+            "output_tokens": 200,
             "cache_hit": True,
         },
     ),
@@ -114,23 +114,23 @@ _FLEET: tuple[tuple[str, str, dict[str, Any]], ...] = (
         {
             "provider": "anthropic",
             "model": "claude-3-5-haiku-latest",
-            "input_tokens": 3000,
-            "output_tokens": 300,
+            "input_tokens": 1500,
+            "output_tokens": 150,
         },
     ),
     ("lead-enricher", "quote", {"provider": "polygon", "unit": "request", "quantity": "1"}),
-    ("lead-enricher", "crm_sync", {"provider": "hubspot", "unit": "record", "quantity": "25"}),
-    ("voice-agent", "call", {"provider": "twilio", "unit": "minute", "quantity": "3.5"}),
-    ("email-outreach", "send", {"provider": "sendgrid", "unit": "email", "quantity": "40"}),
+    ("lead-enricher", "crm_sync", {"provider": "hubspot", "unit": "record", "quantity": "5"}),
+    ("voice-agent", "call", {"provider": "twilio", "unit": "minute", "quantity": "1.5"}),
+    ("email-outreach", "send", {"provider": "sendgrid", "unit": "email", "quantity": "10"}),
     (
         "reasoning-agent",
         "plan",
         {
             "provider": "openai",
             "model": "o3-mini",
-            "input_tokens": 4000,
-            "output_tokens": 3000,
-            "reasoning_tokens": 2200,
+            "input_tokens": 1500,
+            "output_tokens": 1200,
+            "reasoning_tokens": 900,
         },
     ),
 )
@@ -142,7 +142,7 @@ class DemoFleet:
 
     limit_usd: str = "2.00"
     cross_after_s: float = 40.0
-    invalid_every: int = 200
+    invalid_every: int = 50
     run_id: str = field(default_factory=lambda: uuid.uuid4().hex[:8])
     sent_valid: int = 0
     sent_invalid: int = 0

@@ -107,11 +107,17 @@ def run_up(
             f"pid {broker.process.pid if broker.process else '?'}"
         )
         asyncio.run(create_topics(broker.bootstrap_servers, topics.ALL, settings.kafka.partitions))
+        # The embedded broker starts empty every time, so the stream's state (budget ledgers)
+        # does too; a demo run gets a fresh alert delivery log to match, or a second run on
+        # the same day would find its threshold alerts already delivered and print none.
+        worker_state = (
+            state_dir / "demo-runs" / time.strftime("%Y%m%dT%H%M%S") if demo else state_dir
+        )
         env = {
             **os.environ,
             ENV_BOOTSTRAP: broker.bootstrap_servers,
             ENV_CONFIG: str(config),
-            ENV_STATE_DIR: str(state_dir),
+            ENV_STATE_DIR: str(worker_state),
         }
         worker = subprocess.Popen(
             [

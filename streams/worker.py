@@ -29,6 +29,7 @@ def run_worker(settings: Settings, *, loglevel: str = "WARNING") -> int:
         redirect_stdouts=False,
         override_logging=False,
     )
+    worker.spinner = None  # no terminal spinner: the worker's stdout carries console alerts
     try:
         worker.execute_from_commandline()
     except SystemExit as exc:  # mode exits through SystemExit after a clean stop

@@ -7,11 +7,20 @@ $2.00) service=checkout id=5f0c...``. A digest prints its total and per-budget l
 from __future__ import annotations
 
 import sys
+from decimal import Decimal, InvalidOperation
 from typing import TextIO
 
 from alerting.notification import Notification
 from alerting.render.text import format_time, headline, one_line, status_tag
 from schemas.money import format_usd
+
+
+def _share(share: str) -> str:
+    """ " (63%)" for a decimal share "0.63"; nothing when absent or unreadable."""
+    try:
+        return f" ({(Decimal(share) * 100).quantize(Decimal(1))}%)" if share else ""
+    except InvalidOperation:
+        return ""
 
 
 class ConsoleNotifier:
@@ -43,6 +52,13 @@ class ConsoleNotifier:
                 f"{headline(alert)} {labels} id={alert.alert_id}"
             )
             out.append(one_line(text))
+            if alert.severity == "emergency" and alert.status == "firing" and alert.contributors:
+                # The overrun protocol: say where the money went, right under the alert.
+                top = " | ".join(
+                    f"{c.dimension} {c.name} {format_usd(c.cost_nusd)}" + _share(c.share)
+                    for c in alert.contributors[:8]
+                )
+                out.append("    " + one_line(f"top spend: {top}"))
         return out
 
     async def send(self, message: Notification) -> None:

@@ -28,6 +28,15 @@ async def test_console_prints_one_compact_line_per_alert() -> None:
     )
 
 
+async def test_console_adds_the_usage_analysis_under_an_emergency() -> None:
+    stream = io.StringIO()
+    a = threshold_alert(threshold="1", severity="emergency")
+    await ConsoleNotifier("console", stream).send(Notification("console", "g", at(10), (a,)))
+    lines = stream.getvalue().splitlines()
+    assert len(lines) == 2
+    assert lines[1] == ("    top spend: service checkout $1.20 (63%) | model gpt-4o $0.70 (37%)")
+
+
 def test_webhook_payload() -> None:
     a = threshold_alert()
     n = Notification("hook", "hook{}", T0, (a,))
