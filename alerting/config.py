@@ -21,6 +21,8 @@ be written inline or as ``env:VAR_NAME``; they are resolved at load time, held i
     failure_receivers = ["console"]   # who hears about undeliverable alerts
                                       # (default: every receiver but the failing one)
     digest_receivers = ["finance"]    # daily digest (default: every receiver)
+    digest_at = "08:00"          # when the digest of the day before goes out, or "off"
+    digest_timezone = "UTC"      # the zone of digest_at and of the digest's day
     default_inhibit = true       # a higher threshold mutes lower ones (same budget+period)
 
     [alerting.retry]
@@ -85,7 +87,9 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from datetime import time
 from typing import Any, Final, Literal, get_args
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from alerting.policy.inhibition import DEFAULT_RULE, InhibitRule
 from alerting.policy.matchers import AlertMatch
@@ -172,6 +176,9 @@ class AlertingSettings:
     digest_receivers: tuple[str, ...] = ()
     retry: RetryPolicy = field(default_factory=RetryPolicy)
     active_ttl_s: float = 86400.0
+    # The daily digest (of the day that just ended) goes out at this local time; None = off.
+    digest_at: time | None = time(8, 0)
+    digest_timezone: str = "UTC"
 
     def receiver(self, name: str) -> Receiver:
         for r in self.receivers:
@@ -217,6 +224,8 @@ _TOP_KEYS: Final = frozenset(
         "default_receivers",
         "failure_receivers",
         "digest_receivers",
+        "digest_at",
+        "digest_timezone",
         "default_inhibit",
         "retry",
         "receivers",
@@ -629,6 +638,7 @@ class _Parser:
                 return None
             return self.receiver_refs(section[key], f"{path}.{key}", known)
 
+        digest_at, digest_tz = _digest_schedule(section, path)
         active_ttl = self.number(section, "active_ttl_s", path, 86400.0)
         if active_ttl <= 0:
             raise ConfigError(f"{path}.active_ttl_s", "must be positive")
@@ -643,4 +653,26 @@ class _Parser:
             digest_receivers=refs("digest_receivers") or known,
             retry=self.retry(section.get("retry", {}), f"{path}.retry"),
             active_ttl_s=active_ttl,
+            digest_at=digest_at,
+            digest_timezone=digest_tz,
         )
+
+
+def _digest_schedule(section: Mapping[str, Any], path: str) -> tuple[time | None, str]:
+    """``digest_at = "08:00"`` (local time in ``digest_timezone``) or ``"off"``."""
+    raw = section.get("digest_at", "08:00")
+    at: time | None = None
+    if raw != "off":
+        try:
+            if not isinstance(raw, str):
+                raise ValueError
+            hours, minutes = (int(x) for x in raw.split(":"))
+            at = time(hours, minutes)
+        except ValueError:
+            raise ConfigError(f"{path}.digest_at", 'must be "HH:MM" or "off"') from None
+    zone = section.get("digest_timezone", "UTC")
+    try:
+        ZoneInfo(str(zone))
+    except (ZoneInfoNotFoundError, ValueError):
+        raise ConfigError(f"{path}.digest_timezone", f"unknown time zone {zone!r}") from None
+    return at, str(zone)

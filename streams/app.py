@@ -17,18 +17,20 @@ are acknowledged, so offsets are committed only for rows that are in ClickHouse.
 from __future__ import annotations
 
 import logging
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 import faust
 import orjson
 
+from alerting.digest import BudgetLine
 from schemas.alerts import Alert
 from schemas.events import parse_ts
 from streams import topics
 from streams.budgets import LedgerState, OverrideCommand, apply_spend, status_of
 from streams.config import Settings
 from streams.detect import DetectStream
+from streams.digest import digest_day_due
 from streams.ingest import DeadLetter, price_event, unpriced_alert
 from streams.pricing import Pricer
 from streams.runtime import Runtime
@@ -93,6 +95,7 @@ class Pipeline:
         self._states: dict[str, LedgerState] = {}
         self._dirty: set[str] = set()
         self._last_heartbeat = datetime.min.replace(tzinfo=UTC)
+        self._digest_day: date | None = None
         self._unpriced_seen: set[str] = set()
         self.detector = DetectStream(settings.detect)
         self._register()
@@ -112,6 +115,8 @@ class Pipeline:
         )
         app.timer(1.0, name="alert-tick")(self._alert_tick)
         app.timer(5.0, name="detect-idle")(self._detect_idle)
+        app.timer(5.0, name="health")(self._health)
+        app.timer(30.0, name="digest")(self._digest)
         app.task(self.runtime.start)
         app.on_before_shutdown.connect(self._on_shutdown)  # type: ignore[arg-type]
 
@@ -211,6 +216,33 @@ class Pipeline:
     async def _alert_tick(self) -> None:
         if self.runtime.ready.is_set():
             await self.runtime.tick(_now())
+
+    async def _health(self) -> None:
+        if self.runtime.ready.is_set():
+            await self.runtime.check_health(_now())
+
+    async def _digest(self) -> None:
+        """Send yesterday's digest once ``alerting.digest_at`` has passed (local time)."""
+        alerting = self.settings.alerting
+        if alerting.digest_at is None or not self.runtime.ready.is_set():
+            return
+        now = _now()
+        day = digest_day_due(now, alerting.digest_at, alerting.digest_timezone, self._digest_day)
+        if day is None:
+            return
+        lines = []
+        for name, budget in self.budgets.items():
+            status = status_of(budget, self._state(name), now)
+            lines.append(
+                BudgetLine(
+                    name,
+                    status.spent_nusd,
+                    status.limit_nusd,
+                    status.period_start.date().isoformat(),
+                )
+            )
+        await self.runtime.send_digest(day, alerting.digest_timezone, tuple(lines), now)
+        self._digest_day = day
 
     async def _publish_status(self) -> None:
         """Publish budget status: changed budgets every tick, every budget at least every

@@ -12,10 +12,11 @@ import asyncio
 import base64
 import logging
 from collections.abc import Sequence
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from typing import Any
 
 from alerting.delivery import AlertDispatcher
+from alerting.digest import BudgetLine
 from alerting.records import AlertRecord, DeliveryRecord
 from schemas.alerts import Alert
 from sinks import rows
@@ -25,6 +26,8 @@ from sinks.client import make_client
 from sinks.http_endpoint import start_sql_endpoint
 from sinks.migrate import migrate_async
 from streams.config import Settings
+from streams.digest import build_summary
+from streams.health import SINK_FAILURES_TO_ALERT, sink_health_alert
 
 log = logging.getLogger("spendwatch.runtime")
 
@@ -43,6 +46,7 @@ class Runtime:
         self.delivery_sink: ClickHouseSink | None = None
         self.dispatcher: AlertDispatcher | None = None
         self._endpoint: Any = None
+        self._sink_episodes: dict[str, datetime] = {}
         self._stopped = False
 
     async def start(self) -> None:
@@ -129,13 +133,41 @@ class Runtime:
         await self.deadletter_sink.flush()
 
     async def handle_alerts(self, alerts: Sequence[Alert], now: datetime) -> None:
-        """Record alerts in ClickHouse, then hand them to the dispatcher."""
+        """Hand alerts to the dispatcher (durable in its delivery log), then record them in
+        ClickHouse. Notifications go first so a ClickHouse outage delays the record, never
+        the page."""
         assert self.alert_sink is not None and self.dispatcher is not None
+        for alert in alerts:
+            await self.dispatcher.submit(alert, now)
         for alert in alerts:
             await self.alert_sink.add(rows.alert_row(alert, recorded_at=now))
         await self.alert_sink.flush()
-        for alert in alerts:
-            await self.dispatcher.submit(alert, now)
+
+    async def check_health(self, now: datetime) -> None:
+        """Raise (and later resolve) a pipeline alert for each sink that keeps failing.
+
+        Submitted straight to the dispatcher, not through the alerts topic: the alerts agent
+        itself waits on ClickHouse while ClickHouse is down.
+        """
+        assert self.dispatcher is not None
+        for sink in (self.usage_sink, self.deadletter_sink, self.alert_sink, self.delivery_sink):
+            if sink is None:
+                continue
+            failing = sink.stats.consecutive_failures >= SINK_FAILURES_TO_ALERT
+            alert = sink_health_alert(sink.name, sink.stats, self._sink_episodes, now, failing)
+            if alert is not None:
+                await self.dispatcher.submit(alert, now)
+
+    async def send_digest(
+        self, day: date, timezone: str, budgets: tuple[BudgetLine, ...], now: datetime
+    ) -> bool:
+        """Build the digest of ``day`` from ClickHouse and send it; False for an empty day."""
+        assert self.dispatcher is not None
+        summary = await asyncio.to_thread(build_summary, self.query_client, day, timezone, budgets)
+        if summary is None:
+            return False
+        await self.dispatcher.send_digest(summary, now)
+        return True
 
     async def tick(self, now: datetime) -> None:
         assert self.dispatcher is not None

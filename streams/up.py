@@ -21,6 +21,7 @@ from pathlib import Path
 
 import orjson
 
+from alerting.state import DELIVERY_LOG_FILE
 from streams import topics
 from streams.broker import TansuBroker, create_topics, free_port
 from streams.config import DEFAULT_CONFIG, ENV_BOOTSTRAP, ENV_CONFIG, ENV_STATE_DIR, load_settings
@@ -107,17 +108,17 @@ def run_up(
             f"pid {broker.process.pid if broker.process else '?'}"
         )
         asyncio.run(create_topics(broker.bootstrap_servers, topics.ALL, settings.kafka.partitions))
-        # The embedded broker starts empty every time, so the stream's state (budget ledgers)
-        # does too; a demo run gets a fresh alert delivery log to match, or a second run on
-        # the same day would find its threshold alerts already delivered and print none.
-        worker_state = (
-            state_dir / "demo-runs" / time.strftime("%Y%m%dT%H%M%S") if demo else state_dir
-        )
+        if demo:
+            # The embedded broker starts empty, so the stream's budget ledgers do too: a demo
+            # run starts a fresh alert delivery log to match, or a second run on the same day
+            # would find its threshold alerts already delivered and print none. (Silences in
+            # the same directory still apply.)
+            (state_dir / DELIVERY_LOG_FILE).unlink(missing_ok=True)
         env = {
             **os.environ,
             ENV_BOOTSTRAP: broker.bootstrap_servers,
             ENV_CONFIG: str(config),
-            ENV_STATE_DIR: str(worker_state),
+            ENV_STATE_DIR: str(state_dir),
         }
         worker = subprocess.Popen(
             [

@@ -138,7 +138,13 @@ class MinuteAggregator:
 
     def close_until(self, now: datetime) -> list[MinuteBucket]:
         """Periodic tick with the wall clock. If no event arrived during the last two ticks,
-        close every minute that ended at least ``allowed_lateness_s`` before ``now``."""
+        close every minute that ended at least ``allowed_lateness_s`` before ``now``.
+
+        Before the first event nothing is open and no service is known, so the wall clock
+        closes nothing: a worker that starts (or restarts) before its backlog arrives must
+        not declare every minute of that backlog late."""
+        if self._max_ts is None:
+            return []
         self._idle_ticks += 1
         if self._idle_ticks < _IDLE_TICKS:
             return []

@@ -11,13 +11,8 @@ Expected figures are computed here independently of the pipeline: LLM costs with
 from __future__ import annotations
 
 import asyncio
-import os
 import random
-import signal
-import subprocess
-import sys
 import time
-import urllib.request
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -25,15 +20,15 @@ from decimal import ROUND_HALF_EVEN, Decimal
 from pathlib import Path
 from typing import Any
 
-import orjson
 import pytest
 import spendwatch
 from genai_prices import Usage, calc_price
 from spendwatch import runtime as sdk_runtime
 
 from streams import topics
-from streams.broker import TansuBroker, create_topics, free_port
+from streams.broker import TansuBroker, create_topics
 from tests.support.slack_server import SlackServer
+from tests.support.worker import running_worker, wait_for
 
 pytestmark = pytest.mark.integration
 
@@ -104,29 +99,14 @@ def slack() -> Iterator[SlackServer]:
         yield server
 
 
-def query(endpoint: str, sql: str) -> list[list[Any]]:
-    req = urllib.request.Request(f"{endpoint}/sql", data=sql.encode(), method="POST")
-    with urllib.request.urlopen(req, timeout=10) as resp:
-        rows: list[list[Any]] = orjson.loads(resp.read())["rows"]
-        return rows
-
-
-def wait_for(predicate: Any, timeout_s: float, what: str) -> None:
-    deadline = time.monotonic() + timeout_s
-    last: Any = None
-    while time.monotonic() < deadline:
-        try:
-            last = predicate()
-            if last is True:
-                return
-        except OSError as exc:
-            last = exc
-        time.sleep(0.5)
-    raise AssertionError(f"timed out waiting for {what}; last: {last!r}")
+@pytest.fixture
+def sdk() -> Iterator[None]:
+    yield
+    spendwatch.shutdown(5.0)
 
 
 def test_ten_thousand_events_end_to_end(
-    broker: TansuBroker, slack: SlackServer, tmp_path: Path
+    broker: TansuBroker, slack: SlackServer, sdk: None, tmp_path: Path
 ) -> None:
     now = datetime.now(UTC)
     planned = plan_events(now)
@@ -136,16 +116,13 @@ def test_ten_thousand_events_end_to_end(
         expected_by_service[p.service] = expected_by_service.get(p.service, 0) + p.cost_nusd
     # The budget's limit sits just under the total so that all four thresholds are crossed.
     limit_usd = (Decimal(expected_nusd) * Decimal("0.99")).scaleb(-9).quantize(NANO)
-    http_port = free_port()
-    config = tmp_path / "spendwatch.toml"
-    config.write_text(
-        f"""
+    config = f"""
 [kafka]
 bootstrap_servers = "{broker.bootstrap_servers}"
 partitions = 2
 
 [worker]
-http_port = {http_port}
+http_port = {{http_port}}
 state_dir = "{tmp_path / "state"}"
 
 [clickhouse]
@@ -177,16 +154,8 @@ name = "oncall"
 type = "slack"
 webhook_url = "{slack.webhook_url()}"
 """
-    )
-    env = {k: v for k, v in os.environ.items() if not k.startswith("SPENDWATCH_")}
-    worker = subprocess.Popen(
-        [sys.executable, "-m", "streams.cli", "worker", "--config", str(config)],
-        env=env,
-        start_new_session=True,
-    )
-    endpoint = f"http://127.0.0.1:{http_port}"
-    try:
-        wait_for(lambda: query(endpoint, "SELECT 1") == [[1]], 90, "the worker's SQL endpoint")
+    with running_worker(config, tmp_path) as worker:
+        query = worker.query
         spendwatch.configure(bootstrap_servers=broker.bootstrap_servers, service="pipeline-test")
         rng = random.Random(5)
         invalid_at = set(rng.sample(range(TOTAL_EVENTS), INVALID_EVENTS))
@@ -210,33 +179,27 @@ webhook_url = "{slack.webhook_url()}"
         assert spendwatch.stats().dropped == 0
 
         wait_for(
-            lambda: (
-                query(endpoint, "SELECT count() FROM usage_events")
-                == [[TOTAL_EVENTS - INVALID_EVENTS]]
-            ),
+            lambda: query("SELECT count() FROM usage_events") == [[TOTAL_EVENTS - INVALID_EVENTS]],
             120,
             "9,900 priced rows",
         )
         wait_for(
-            lambda: query(endpoint, "SELECT count() FROM deadletter") == [[INVALID_EVENTS]],
+            lambda: query("SELECT count() FROM deadletter") == [[INVALID_EVENTS]],
             60,
             "100 dead letters",
         )
         [[rows, total_nusd, total_usd]] = query(
-            endpoint, "SELECT count(), sum(cost_nusd), toString(sum(cost_usd)) FROM usage_events"
+            "SELECT count(), sum(cost_nusd), toString(sum(cost_usd)) FROM usage_events"
         )
         assert rows == TOTAL_EVENTS - INVALID_EVENTS
         assert total_nusd == expected_nusd
         assert Decimal(total_usd) == Decimal(expected_nusd).scaleb(-9)
         by_service = dict(
             (s, n)
-            for s, n in query(
-                endpoint, "SELECT service, sum(cost_nusd) FROM usage_events GROUP BY service"
-            )
+            for s, n in query("SELECT service, sum(cost_nusd) FROM usage_events GROUP BY service")
         )
         assert by_service == expected_by_service
         [[letters, with_reason, schema_reason]] = query(
-            endpoint,
             "SELECT count(), countIf(reason != ''), countIf(reason_code = 'schema') "
             "FROM deadletter",
         )
@@ -253,14 +216,16 @@ webhook_url = "{slack.webhook_url()}"
         assert len(texts) == 4, texts
         for percent in ("50%", "80%", "95%", "100%"):
             assert sum(percent in t for t in texts) == 1, (percent, texts)
-        [[alert_rows]] = query(endpoint, "SELECT count() FROM alerts WHERE kind = 'threshold'")
+        [[alert_rows]] = query("SELECT count() FROM alerts WHERE kind = 'threshold'")
         assert alert_rows == 4
-    finally:
-        spendwatch.shutdown(5.0)
-        if worker.poll() is None:
-            os.kill(worker.pid, signal.SIGTERM)
-            try:
-                worker.wait(30)
-            except subprocess.TimeoutExpired:
-                os.kill(worker.pid, signal.SIGKILL)
-                worker.wait(5)
+        wait_for(
+            lambda: (
+                query(
+                    "SELECT receiver, count() FROM alert_deliveries WHERE outcome = 'sent' "
+                    "GROUP BY receiver"
+                )
+                == [["oncall", 4]]
+            ),
+            30,
+            "four delivery records",
+        )
