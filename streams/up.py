@@ -23,7 +23,7 @@ import orjson
 
 from alerting.state import DELIVERY_LOG_FILE
 from streams import topics
-from streams.broker import TansuBroker, create_topics, free_port
+from streams.broker import TansuBroker, create_topics, free_port, stop_process
 from streams.config import DEFAULT_CONFIG, ENV_BOOTSTRAP, ENV_CONFIG, ENV_STATE_DIR, load_settings
 
 
@@ -55,19 +55,6 @@ def _wait_healthy(endpoint: str, worker: subprocess.Popen[bytes], timeout_s: flo
                 return True
         time.sleep(0.25)
     return False
-
-
-def _stop_process(proc: subprocess.Popen[bytes], grace_s: float = 20.0) -> None:
-    if proc.poll() is not None:
-        return
-    with contextlib.suppress(ProcessLookupError):
-        os.kill(proc.pid, signal.SIGTERM)
-    try:
-        proc.wait(grace_s)
-    except subprocess.TimeoutExpired:
-        with contextlib.suppress(ProcessLookupError):
-            os.kill(proc.pid, signal.SIGKILL)
-        proc.wait(5)
 
 
 def _interrupt(signum: int, frame: object) -> None:
@@ -160,7 +147,7 @@ def run_up(
         if fleet is not None:
             _stop_demo(fleet, endpoint)
         if worker is not None:
-            _stop_process(worker)
+            stop_process(worker, grace_s=20.0)
         broker.stop()
         _say("stopped broker and worker")
     return 130 if interrupted else 0

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import contextlib
 import os
-import signal
 import subprocess
 import sys
 import time
@@ -22,7 +21,7 @@ from typing import Any
 
 import orjson
 
-from streams.broker import free_port
+from streams.broker import free_port, stop_process
 
 
 @dataclass
@@ -58,19 +57,6 @@ def wait_for(predicate: Callable[[], Any], timeout_s: float, what: str) -> None:
     raise AssertionError(f"timed out after {timeout_s}s waiting for {what}; last: {last!r}")
 
 
-def stop_process(process: subprocess.Popen[bytes], grace_s: float = 30.0) -> None:
-    if process.poll() is not None:
-        return
-    with contextlib.suppress(ProcessLookupError):
-        os.kill(process.pid, signal.SIGTERM)
-    try:
-        process.wait(grace_s)
-    except subprocess.TimeoutExpired:
-        with contextlib.suppress(ProcessLookupError):
-            os.kill(process.pid, signal.SIGKILL)
-        process.wait(5)
-
-
 @contextlib.contextmanager
 def running_worker(
     config_text: str, directory: Path, *, ready_timeout_s: float = 90.0
@@ -94,4 +80,4 @@ def running_worker(
         )
         yield worker
     finally:
-        stop_process(process)
+        stop_process(process, grace_s=30.0)
