@@ -222,8 +222,9 @@ def normalise(row: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
-def usd(nusd: Decimal) -> str:
-    return str((nusd / Decimal(10**9)).quantize(Decimal("1e-9")))
+def usd(amount: Decimal) -> str:
+    """USD as the detector renders money figures: nine decimal places."""
+    return str(amount.quantize(Decimal("1e-9")))
 
 
 def test_runaway_through_the_worker_pages_once_and_resolves_once(
@@ -258,7 +259,9 @@ def test_runaway_through_the_worker_pages_once_and_resolves_once(
         )
         assert (observed, baseline) == (Decimal("4.395"), Decimal("1.10"))  # 4x: a warning
         assert (spend[65], resolved_baseline) == (Decimal("1.11"), Decimal("1.10"))
-        excess = sum(spend[m] - baseline for m in RUNAWAY)  # baseline frozen during the episode
+        excess = sum(
+            (spend[m] - baseline for m in RUNAWAY), Decimal(0)
+        )  # baseline frozen during the episode
         assert [(a.alert_id, a.status) for a in expected] == [
             (alert_id, "firing"),
             (alert_id, "resolved"),
@@ -267,15 +270,15 @@ def test_runaway_through_the_worker_pages_once_and_resolves_once(
         assert fired.severity == "warning" and fired.labels["cause"] == "runaway_loop"
         assert fired.fired_at == t0 + timedelta(minutes=62)  # minute 61 closed
         assert resolved.fired_at == t0 + timedelta(minutes=66)  # minute 65 closed
-        assert fired.figures["observed"] == usd(observed * 10**9)
-        assert fired.figures["baseline"] == usd(baseline * 10**9)
+        assert fired.figures["observed"] == usd(observed)
+        assert fired.figures["baseline"] == usd(baseline)
         assert fired.figures["episode_start"] == start.isoformat()
-        assert resolved.figures["observed"] == usd(spend[65] * 10**9)
-        assert resolved.figures["baseline"] == usd(resolved_baseline * 10**9)
+        assert resolved.figures["observed"] == usd(spend[65])
+        assert resolved.figures["baseline"] == usd(resolved_baseline)
         assert fired.figures["ratio"] == "4.00"  # 4.395 / 1.10 = 3.995
-        assert fired.figures["excess_usd"] == usd((observed - baseline) * 2 * 10**9)
+        assert fired.figures["excess_usd"] == usd((observed - baseline) * 2)
         assert resolved.figures["resolution"] == "returned_to_baseline"
-        assert resolved.figures["excess_usd"] == usd(excess * 10**9)  # $9.90
+        assert resolved.figures["excess_usd"] == usd(excess)  # $9.90
         assert resolved.figures["peak_ratio"] == "4.01"  # minute 62: 4.41 / 1.10
         assert resolved.figures["episode_minutes"] == "6"  # minutes 60-65
 
