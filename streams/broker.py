@@ -107,16 +107,23 @@ class TansuBroker:
 async def create_topics(
     bootstrap_servers: str, topics: list[str] | tuple[str, ...], partitions: int = 1
 ) -> None:
-    """Create topics that do not exist yet (idempotent)."""
+    """Create topics that do not exist yet (idempotent), with ``streams.topics.TOPIC_CONFIGS``."""
     from aiokafka.admin import AIOKafkaAdminClient, NewTopic
     from aiokafka.errors import TopicAlreadyExistsError
+
+    from streams.topics import TOPIC_CONFIGS
 
     admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap_servers)
     await admin.start()
     try:
         existing = set(await admin.list_topics())
         new = [
-            NewTopic(name=t, num_partitions=partitions, replication_factor=1)
+            NewTopic(
+                name=t,
+                num_partitions=partitions,
+                replication_factor=1,
+                topic_configs=TOPIC_CONFIGS.get(t, {}),
+            )
             for t in topics
             if t not in existing
         ]

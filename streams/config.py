@@ -59,10 +59,15 @@ class KafkaSettings:
     bootstrap_servers: str = "127.0.0.1:9092"
     partitions: int = 1
     consumer_group: str = "spendwatch-worker"
+    fetch_max_wait_ms: int = 100
 
     @classmethod
     def from_config(cls, section: dict[str, Any], path: str = "kafka") -> KafkaSettings:
-        _no_unknown(section, {"bootstrap_servers", "partitions", "consumer_group"}, path)
+        _no_unknown(
+            section,
+            {"bootstrap_servers", "partitions", "consumer_group", "fetch_max_wait_ms"},
+            path,
+        )
         raw = os.environ.get(ENV_BOOTSTRAP) or section.get("bootstrap_servers", "127.0.0.1:9092")
         partitions = section.get("partitions", 1)
         if (
@@ -74,7 +79,10 @@ class KafkaSettings:
         group = section.get("consumer_group", "spendwatch-worker")
         if not isinstance(group, str) or not group:
             raise ConfigError(f"{path}.consumer_group", "must be a non-empty string")
-        return cls(check_bootstrap(raw, f"{path}.bootstrap_servers"), partitions, group)
+        wait = section.get("fetch_max_wait_ms", 100)
+        if not isinstance(wait, int) or isinstance(wait, bool) or not 1 <= wait <= 10_000:
+            raise ConfigError(f"{path}.fetch_max_wait_ms", "must be an integer from 1 to 10000")
+        return cls(check_bootstrap(raw, f"{path}.bootstrap_servers"), partitions, group, wait)
 
 
 @dataclass(frozen=True, slots=True)

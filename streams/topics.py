@@ -13,3 +13,9 @@ BUDGET_STATUS: Final = "spendwatch.budget-status.v1"  # key = budget, BudgetStat
 CONTROL: Final = "spendwatch.control.v1"  # key = budget, operator overrides
 
 ALL: Final = (USAGE, PRICED, DEADLETTER, BUDGET_SPEND, ALERTS, BUDGET_STATUS, CONTROL)
+
+# Per-topic settings used when spendwatch creates the topics. The status topic keeps only the
+# latest record per budget on a broker that compacts (Kafka); Tansu accepts and ignores it.
+TOPIC_CONFIGS: Final[dict[str, dict[str, str]]] = {
+    BUDGET_STATUS: {"cleanup.policy": "compact"},
+}
