@@ -27,8 +27,17 @@ import orjson
 from alerting.digest import BudgetLine
 from schemas.alerts import Alert
 from schemas.events import parse_ts
+from schemas.money import format_usd
 from streams import topics
-from streams.budgets import LedgerState, OverrideCommand, apply_spend, status_of
+from streams.budgets import (
+    Budget,
+    LedgerState,
+    OverrideCommand,
+    apply_spend,
+    period_bounds,
+    status_of,
+)
+from streams.budgets.seed import seed_state
 from streams.config import Settings
 from streams.detect import DetectStream
 from streams.digest import digest_day_due
@@ -95,6 +104,7 @@ class Pipeline:
         self.control = app.topic(topics.CONTROL, **raw)
         # Period-to-date ledger per budget (LedgerState as a dict), keyed by budget name.
         self.ledger = app.Table("budget-ledger", default=None, partitions=settings.kafka.partitions)
+        self.started_at = _now()
         self._states: dict[str, LedgerState] = {}
         self._checkpointed_at: dict[str, float] = {}
         self._dirty: set[str] = set()
@@ -175,6 +185,7 @@ class Pipeline:
             await self.runtime.write_deadletters([orjson.loads(v) for v in values])
 
     async def _budgets(self, stream: Any) -> None:
+        await self.runtime.ready.wait()  # a lost ledger is rebuilt from ClickHouse
         async for value in stream:
             item = orjson.loads(value)
             budget = self.budgets.get(item["budget"])
@@ -183,8 +194,9 @@ class Pipeline:
             event = item["event"]
             # A client with a fast clock must not roll a period over early.
             ts = min(parse_ts(event["ts"]), parse_ts(event["ingested_at"]))
+            state = self._state(budget.name) or await self._seed(budget)
             state, alerts = apply_spend(
-                budget, self._state(budget.name), event=event, cost_nusd=event["cost_nusd"], ts=ts
+                budget, state, event=event, cost_nusd=event["cost_nusd"], ts=ts
             )
             self._remember(budget.name, state, checkpoint=bool(alerts))
             for alert in alerts:
@@ -278,6 +290,26 @@ class Pipeline:
         if checkpoint or now_s - self._checkpointed_at.get(name, 0.0) >= LEDGER_CHECKPOINT_S:
             self.ledger[name] = state.to_dict()
             self._checkpointed_at[name] = now_s
+
+    async def _seed(self, budget: Budget) -> LedgerState:
+        """No ledger for ``budget`` (new budget, fresh embedded broker, lost changelog):
+        continue from the spend earlier workers stored in ClickHouse for the current period.
+        Only rows ingested before this worker started count, so nothing is counted twice."""
+        now = _now()
+        start, end = period_bounds(budget, now)
+        try:
+            groups = await self.runtime.stored_spend(start, end, before=self.started_at)
+        except Exception:  # ClickHouse unreadable: count from zero rather than stall budgets
+            log.exception("budget %s: cannot read stored spend; counting from zero", budget.name)
+            groups = []
+        state = seed_state(budget, groups, now)
+        if state.spent_nusd:
+            log.warning(
+                "budget %s: continuing from %s already spent this period (from ClickHouse)",
+                budget.name,
+                format_usd(state.spent_nusd),
+            )
+        return state
 
     def _state(self, name: str) -> LedgerState | None:
         """The budget's ledger: in memory while the worker runs (decoding it per event would

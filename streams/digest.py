@@ -37,15 +37,16 @@ def day_bounds(day: date, timezone: str) -> tuple[datetime, datetime]:
     return start, end
 
 
-def _literal(ts: datetime) -> str:
-    return f"toDateTime64('{ts.astimezone(UTC):%Y-%m-%d %H:%M:%S}', 6, 'UTC')"
+def ch_time(ts: datetime) -> str:
+    """A ClickHouse DateTime64(6, 'UTC') literal for an aware datetime (exact to the µs)."""
+    return f"toDateTime64('{ts.astimezone(UTC):%Y-%m-%d %H:%M:%S.%f}', 6, 'UTC')"
 
 
 def digest_queries(day: date, timezone: str) -> dict[str, str]:
     """The read-only queries behind one digest (ClickHouse SQL, bounds as UTC literals)."""
     start, end = day_bounds(day, timezone)
-    usage = f"usage_events WHERE ts >= {_literal(start)} AND ts < {_literal(end)}"
-    fired = f"alerts WHERE fired_at >= {_literal(start)} AND fired_at < {_literal(end)}"
+    usage = f"usage_events WHERE ts >= {ch_time(start)} AND ts < {ch_time(end)}"
+    fired = f"alerts WHERE fired_at >= {ch_time(start)} AND fired_at < {ch_time(end)}"
     what = "if(model != '', model, concat(provider, ' ', unit))"
     return {
         "total": f"SELECT sum(cost_nusd), count() FROM {usage}",

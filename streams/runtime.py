@@ -26,7 +26,7 @@ from sinks.client import make_client
 from sinks.http_endpoint import start_sql_endpoint
 from sinks.migrate import migrate_async
 from streams.config import Settings
-from streams.digest import build_summary
+from streams.digest import build_summary, ch_time
 from streams.health import SINK_FAILURES_TO_ALERT, sink_health_alert
 
 log = logging.getLogger("spendwatch.runtime")
@@ -157,6 +157,27 @@ class Runtime:
             alert = sink_health_alert(sink.name, sink.stats, self._sink_episodes, now, failing)
             if alert is not None:
                 await self.dispatcher.submit(alert, now)
+
+    async def stored_spend(
+        self, start: datetime, end: datetime, before: datetime
+    ) -> list[tuple[dict[str, Any], int, int]]:
+        """Spend stored in ClickHouse with event time in ``[start, end)`` and ingested before
+        ``before`` (i.e. by an earlier worker), grouped by service, provider, model and tags:
+        ``(dimensions, cost_nusd, events)``. Used to rebuild a lost budget ledger."""
+        sql = (
+            "SELECT service, provider, model, tags, sum(cost_nusd), count() FROM usage_events "
+            f"WHERE ts >= {ch_time(start)} AND ts < {ch_time(end)} "
+            f"AND ingested_at < {ch_time(before)} GROUP BY service, provider, model, tags"
+        )
+        result = await asyncio.to_thread(self.query_client.query, sql)
+        return [
+            (
+                {"service": svc, "provider": prov or None, "model": model or None, "tags": tags},
+                int(cost),
+                int(events),
+            )
+            for svc, prov, model, tags, cost, events in result.result_rows
+        ]
 
     async def send_digest(
         self, day: date, timezone: str, budgets: tuple[BudgetLine, ...], now: datetime

@@ -17,6 +17,7 @@ import sys
 import time
 import urllib.error
 import urllib.request
+import uuid
 from pathlib import Path
 
 import orjson
@@ -70,11 +71,12 @@ def run_up(
     state_dir.mkdir(parents=True, exist_ok=True)
     if config is None and os.environ.get(ENV_CONFIG):
         config = Path(os.environ[ENV_CONFIG])
+    run_id = uuid.uuid4().hex[:8]
     if config is None and not DEFAULT_CONFIG.exists():
-        from streams.demo import DEMO_CONFIG
+        from streams.demo import demo_config
 
         config = state_dir / "demo.toml"
-        config.write_text(DEMO_CONFIG)
+        config.write_text(demo_config(run_id))
         _say(f"no spendwatch.toml here: using the demo configuration ({config})")
     config = config or DEFAULT_CONFIG
     settings = load_settings(config)  # fail before starting anything
@@ -132,7 +134,7 @@ def run_up(
             'try: spendwatch sql "SELECT service, sum(cost_usd) FROM usage_events GROUP BY service"'
         )
         if demo:
-            fleet = _start_demo(broker.bootstrap_servers, settings)
+            fleet = _start_demo(broker.bootstrap_servers, settings, run_id)
         deadline = time.monotonic() + duration_s if duration_s else None
         while deadline is None or time.monotonic() < deadline:
             if worker.poll() is not None:
@@ -153,13 +155,13 @@ def run_up(
     return 130 if interrupted else 0
 
 
-def _start_demo(bootstrap: str, settings: object) -> object:
+def _start_demo(bootstrap: str, settings: object, run_id: str) -> object:
     import spendwatch
 
     from streams.demo import DemoFleet
 
     spendwatch.configure(bootstrap_servers=bootstrap, service="demo-fleet", environment="demo")
-    fleet = DemoFleet()
+    fleet = DemoFleet(run_id=run_id)
     fleet.start(settings.prices)  # type: ignore[attr-defined]
     _say(f"demo fleet running (run {fleet.run_id}): crossing the $2.00 daily budget in ~40 s")
     return fleet
