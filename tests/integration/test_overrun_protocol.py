@@ -22,7 +22,6 @@ the ledger after the burst and the spend at each crossing is known exactly.
 
 from __future__ import annotations
 
-import asyncio
 import os
 import random
 import re
@@ -30,7 +29,6 @@ import subprocess
 import sys
 import time
 from collections import Counter
-from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from decimal import ROUND_FLOOR, Decimal
@@ -44,8 +42,7 @@ from spendwatch.guard import BudgetExceeded, Guard, PerRequestLimitExceeded
 from spendwatch.status import BudgetStatus, BudgetStatusFollower
 
 from schemas.alerts import alert_id_for
-from streams import topics
-from streams.broker import TansuBroker, create_topics
+from streams.broker import TansuBroker
 from tests.support.slack_server import SlackRequest, SlackServer
 from tests.support.worker import WorkerProcess, running_worker, wait_for
 
@@ -230,19 +227,6 @@ name = "oncall"
 type = "slack"
 webhook_url = "{webhook_url}"
 """
-
-
-@pytest.fixture
-def broker() -> Iterator[TansuBroker]:
-    with TansuBroker() as running:
-        asyncio.run(create_topics(running.bootstrap_servers, topics.ALL, 1))
-        yield running
-
-
-@pytest.fixture
-def slack() -> Iterator[SlackServer]:
-    with SlackServer().running_in_thread() as server:
-        yield server
 
 
 def alert_rows(worker: WorkerProcess, kind: str) -> list[dict[str, Any]]:

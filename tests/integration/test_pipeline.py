@@ -94,12 +94,6 @@ def broker() -> Iterator[TansuBroker]:
 
 
 @pytest.fixture
-def slack() -> Iterator[SlackServer]:
-    with SlackServer().running_in_thread() as server:
-        yield server
-
-
-@pytest.fixture
 def sdk() -> Iterator[None]:
     yield
     spendwatch.shutdown(5.0)

@@ -10,7 +10,6 @@ to the nano-dollar.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterator
 from datetime import UTC, datetime
 from decimal import Decimal
 from pathlib import Path
@@ -64,12 +63,6 @@ name = "oncall"
 type = "slack"
 webhook_url = "{slack.webhook_url()}"
 """
-
-
-@pytest.fixture
-def slack() -> Iterator[SlackServer]:
-    with SlackServer().running_in_thread() as server:
-        yield server
 
 
 def send(bootstrap: str, costs: list[Decimal]) -> None:

@@ -30,10 +30,8 @@ waits it keeps sending minute 62-66 traffic every 0.5 s: a worker that sees no e
 
 from __future__ import annotations
 
-import asyncio
 import statistics
 import time
-from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
@@ -46,8 +44,7 @@ import spendwatch
 
 from schemas.alerts import Alert, alert_id_for
 from schemas.money import usd_to_nusd
-from streams import topics
-from streams.broker import TansuBroker, create_topics
+from streams.broker import TansuBroker
 from streams.detect import DetectSettings, DetectStream
 from tests.support.slack_server import SlackRequest, SlackServer
 from tests.support.worker import WorkerProcess, running_worker, wait_for
@@ -162,19 +159,6 @@ def is_firing_notice(message: SlackRequest, alert_id: str) -> bool:
         message.text.startswith("[spendwatch WARNING]")
         and alert_id in orjson.dumps(message.blocks).decode()
     )
-
-
-@pytest.fixture
-def broker() -> Iterator[TansuBroker]:
-    with TansuBroker() as b:
-        asyncio.run(create_topics(b.bootstrap_servers, topics.ALL, 1))
-        yield b
-
-
-@pytest.fixture
-def slack() -> Iterator[SlackServer]:
-    with SlackServer().running_in_thread() as server:
-        yield server
 
 
 ALERT_COLUMNS = (
