@@ -212,3 +212,26 @@ def test_record_refuses_bad_fields_clearly(broker, topic):
     with pytest.raises(spendwatch.InvalidEventError):
         spendwatch.track("op", cost_usd=float("nan"))
     assert spendwatch.stats().queued == 0
+
+
+def test_per_event_service_keys_and_forwarded_events(broker, topic):
+    """``record(service=...)`` overrides the configured service (and the message key); a
+    forwarded wire event is sent unchanged; one JSON cannot carry fails alone, counted."""
+    import orjson
+    from spendwatch import runtime as sdk_runtime
+
+    from tests.sdk.conftest import read_topic
+
+    configure(broker, topic)
+    spendwatch.record("chat", service="agent-a", request_id="1")
+    sdk_runtime.submit({"forwarded": True, "service": "legacy", "request_id": "2"})
+    sdk_runtime.submit({"service": "broken", "request_id": "x", "bad": {1, 2}})  # a set
+    spendwatch.record("chat", request_id="3")
+    assert spendwatch.flush(10)
+    records = asyncio.run(read_topic(broker.bootstrap_servers, topic, 3))
+    stats = spendwatch.stats()
+    got = sorted((r.key, orjson.loads(r.value)["request_id"]) for r in records)
+    assert got == [(b"agent-a", "1"), (b"contract-svc", "3"), (b"legacy", "2")]
+    forwarded = next(orjson.loads(r.value) for r in records if r.key == b"legacy")
+    assert forwarded == {"forwarded": True, "service": "legacy", "request_id": "2"}
+    assert (stats.sent, stats.failed) == (3, 1)

@@ -232,21 +232,33 @@ class Sender:
         partition: int = partitioner(key, partitions, partitions)
         return partition
 
-    def _encode_by_key(self, batch: list[Item]) -> dict[bytes, list[Item]]:
+    def _encode_by_key(self, batch: list[Item]) -> tuple[dict[bytes, list[Item]], int]:
         """Encode fresh events (a retried one keeps its bytes and event_id) and group the
         batch by message key: the event's service (``record(service=...)`` may override the
-        configured one), so every service's events stay in one partition, in order."""
+        configured one), so every service's events stay in one partition, in order.
+
+        Returns the groups and the number of events that could not be encoded (a forwarded
+        dict holding something JSON cannot carry): those count as failed, and the sender
+        goes on with the rest.
+        """
         random = os.urandom(16 * len(batch))  # event ids for the whole batch in one syscall
         groups: dict[bytes, list[Item]] = {}
+        failed = 0
         for position, item in enumerate(batch):
             if isinstance(item[1], dict):
                 service = item[1].get("service")
-                item.append(service.encode() if isinstance(service, str) else self._key)
                 offset = 16 * position
-                item[1] = encode(item[1], random[offset : offset + 16])
+                try:
+                    encoded = encode(item[1], random[offset : offset + 16])
+                except (TypeError, ValueError, KeyError) as exc:
+                    log.warning("spendwatch: event refused, cannot encode it: %r", exc)
+                    failed += 1
+                    continue
+                item.append(service.encode() if isinstance(service, str) else self._key)
+                item[1] = encoded
             key = item[2] if len(item) > 2 else self._key
             groups.setdefault(key, []).append(item)
-        return groups
+        return groups, failed
 
     async def _send_batch(self, producer: AIOKafkaProducer, batch: list[Item]) -> bool:
         """Send one batch of events and settle it; False when the producer should be rebuilt.
@@ -256,16 +268,15 @@ class Sender:
         metadata check and key hash, which keeps the sender's share of the GIL small.
         """
         topic = self._settings.topic
-        groups = self._encode_by_key(batch)
+        groups, failed = self._encode_by_key(batch)
         try:
             partitions = {key: await self._partition(producer, key) for key in groups}
         except Exception as exc:  # metadata unavailable: the broker is away
             self._report_outage(exc)
-            self._queue.settle(0, batch, 0)
+            self._queue.settle(0, [item for items in groups.values() for item in items], failed)
             return False
         pending: list[tuple[list[Item], asyncio.Future[Any]]] = []
         retry_rest: list[Item] = []
-        failed = 0
         healthy = True
         remaining = [(key, items) for key, items in groups.items()]
         while remaining and healthy:
