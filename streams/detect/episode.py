@@ -34,8 +34,13 @@ class Episode:
     calm: int = 0
     firing: bool = False
 
-    def step(self, minute: int, anomalous: bool | None) -> EpisodeEvent | None:
-        """Advance by one closed minute; return the transition it causes, if any."""
+    def step(self, minute: int, anomalous: bool | None, span: int = 1) -> EpisodeEvent | None:
+        """Advance by one closed minute; return the transition it causes, if any.
+
+        ``span`` is how many minutes ending at ``minute`` the verdict vouches for: a rule
+        judging the last two minutes together (``span=2``) makes both of them anomalous, so
+        the episode may start at ``minute - span + 1`` and confirm at once.
+        """
         if anomalous is None:
             return None
         if anomalous:
@@ -43,8 +48,8 @@ class Episode:
             if self.firing:
                 return None
             if self.start is None:
-                self.start, self.run = minute, 0
-            self.run += 1
+                self.start, self.run = minute - span + 1, 0
+            self.run = max(self.run, span - 1) + 1
             if self.run >= self.confirm:
                 self.firing = True
                 return EpisodeEvent("fire", self.start, minute)

@@ -4,6 +4,12 @@ Call :meth:`SpikeMonitor.observe` once per closed :class:`MinuteBucket` (per ser
 minute order) and :meth:`SpikeMonitor.close_idle` periodically with the instant up to which
 input is complete; both return the alerts to publish (firing or resolved). The method is
 described in ``streams/detect/README.md``. Not thread-safe: call from one event loop.
+
+Spend spikes are judged per minute (robust z, ratio, the service's tail ratio, a minimum
+dollar excess, corroborated by calls/tokens/model mix) and, for runaway loops on small
+heavy-tailed services, over the last two minutes together: a call surge (Poisson-floored z of
+the two-minute call count, both minutes elevated at one rate) whose spend clears twice the
+minimum dollar excess. That verdict covers both minutes, so it confirms on its own.
 """
 
 from __future__ import annotations
@@ -341,6 +347,7 @@ class SpikeMonitor:
                                                           spend_level, spend_scale)  # fmt: skip
 
         # -- spend spike --------------------------------------------------------------------
+        span = 1  # minutes the spike verdict vouches for (2: the two-minute call rule)
         if cold or math.isnan(spend_level):
             # No baseline yet: only an absolute amount that also jumped against the minutes
             # seen so far (a worker restart must not page for every big, steady service).
@@ -388,6 +395,9 @@ class SpikeMonitor:
             if tail > s.min_ratio and spend_level > 0:
                 margin_spend = min(margin_spend, (x[SPEND] / spend_level - 1.0) / (tail - 1.0))
             margin = max(margin_spend, min(gate, max(m_req, m_tok, m_mix)))
+            m_pair = self._pair_margin(st, m, x, level, scale, spend_level, spend_scale)
+            if m_pair >= 1.0 and m_pair > margin:
+                margin, span = m_pair, 2
             cause = self._cause(m_mix, x, level)
         spike_anomalous = margin >= 1.0
 
@@ -415,7 +425,9 @@ class SpikeMonitor:
             "tokens": _nz(level[TOKENS]),
             "expensive_call_share": _nz(level[MIX]),
         }
-        alerts = self._spike_lifecycle(st, m, spike_anomalous, x[SPEND], levels, cause, margin)
+        alerts = self._spike_lifecycle(
+            st, m, spike_anomalous, x[SPEND], levels, cause, margin, span
+        )
         alerts += self._drop_lifecycle(st, m, drop_anomalous, float(st.frozen_level[REQUESTS]))
         more, error_scores = self._error_rates(st, m, bucket, cold)
         alerts += more
@@ -430,6 +442,54 @@ class SpikeMonitor:
             error_scores=error_scores,
         )
         return alerts, verdict
+
+    def _pair_margin(
+        self,
+        st: _Service,
+        m: int,
+        x: list[float],
+        level: FloatArray,
+        scale: FloatArray,
+        spend_level: float,
+        spend_scale: float,
+    ) -> float:
+        """Margin of the two-minute call-surge rule on minutes ``m - 1`` and ``m`` together.
+
+        A runaway loop multiplies the call count, which is Poisson-like and far less
+        heavy-tailed than spend. Over two minutes the calls must clear ``pair_z_threshold``
+        robust z (noise scale ``sqrt(2)`` x the minute's, never below the Poisson
+        ``sqrt(count)``) and ``min_ratio``; each minute must carry at least half of the
+        ratio's rise (one busy minute is not a surge); and the two minutes' spend must rise by
+        ``2 x min_delta`` with the spend gate of the per-minute rule (z/2, 1.5x), so cents
+        never page. ``0`` when the rule is off or the service has no call baseline.
+        """
+        s = self.settings
+        calls_level = float(level[REQUESTS])
+        if not s.pair_z_threshold or not calls_level > 0 or not spend_level > 0:
+            return 0.0
+        prev, prev_excl = st.ring.take(np.array([m - 1], dtype=np.int64))
+        if prev_excl[SPEND, 0] or np.isnan(prev[REQUESTS, 0]):
+            return 0.0  # the previous minute already belongs to a confirmed episode
+        calls = x[REQUESTS] + float(prev[REQUESTS, 0])
+        spend = x[SPEND] + float(prev[SPEND, 0])
+        half = (s.min_ratio - 1.0) / 2.0
+        each = (min(x[REQUESTS], float(prev[REQUESTS, 0])) / calls_level - 1.0) / half
+        # One rate over both minutes: under Poisson calls with equal rates the difference has
+        # variance ``c0 + c1``; a one-minute burst next to a merely busy minute fails this.
+        gap = abs(x[REQUESTS] - float(prev[REQUESTS, 0]))
+        steady = s.z_threshold * math.sqrt(calls) / gap if gap > 0 else math.inf
+        calls_scale = max(math.sqrt(2.0) * float(scale[REQUESTS]), math.sqrt(2.0 * calls_level))
+        m_calls = upward_margin(
+            calls, 2.0 * calls_level, calls_scale, z=s.pair_z_threshold, min_delta=1.0,
+            min_ratio=s.min_ratio,
+        )  # fmt: skip
+        # The spend only has to matter (2 x min_delta) and follow the calls up (1.5x); its
+        # noise scale is what a heavy tail inflates, so the statistical evidence is the calls'.
+        m_spend = upward_margin(
+            spend, 2.0 * spend_level, 0.0, z=1.0, min_delta=2.0 * s.min_delta_nusd_per_min,
+            min_ratio=1.0 + half,
+        )  # fmt: skip
+        return min(m_calls, each, steady, m_spend)
 
     def _tail_ratio(self, st: _Service, m: int) -> float:
         """The 99th percentile of normal minutes' spend / baseline over the past day (cached
@@ -487,14 +547,18 @@ class SpikeMonitor:
         levels: dict[str, float],
         cause: str,
         margin: float,
+        span: int = 1,
     ) -> list[Alert]:
         s = self.settings
         if anomalous:
-            start = st.spike.start if st.spike.start is not None else m
+            start = st.spike.start if st.spike.start is not None else m - span + 1
             if st.spike_open is None or st.spike_open.stats.start != start:
                 st.spike_open = _Open(render.EpisodeStats(start))
+                if start < m:  # the two-minute rule vouches for the previous minute too
+                    prev, _ = st.ring.take(np.array([m - 1], dtype=np.int64))
+                    st.spike_open.stats.add(float(prev[SPEND, 0]), levels["spend"])
             st.spike_open.stats.add(spend, levels["spend"])
-        event = st.spike.step(m, anomalous)
+        event = st.spike.step(m, anomalous, span)
         # Only minutes of a confirmed episode leave the baselines: excluding every single
         # exceedance would truncate the noise distribution and breed more exceedances.
         if not st.adapting:

@@ -44,6 +44,8 @@ class DetectSettings:
     min_delta_requests_per_min: int = 10
     min_delta_tokens_per_min: int = 20_000
     min_delta_expensive_share: float = 0.25  # model mix: share of spend on expensive models
+    # two-minute call surge (runaway loops on small, heavy-tailed services); 0 = off
+    pair_z_threshold: float = 4.5  # z of the two-minute call count over its baseline
     critical_ratio: float = 5.0  # spike severity: critical at or above this multiple
     cold_start_nusd_per_min: int = 2_000_000_000  # $2/min alerts even without history; 0 = off
     relearn_after_min: int = 120  # a level shift this old becomes the new baseline; 0 = never
@@ -119,6 +121,7 @@ class DetectSettings:
             min_delta_expensive_share=get(
                 "min_delta_expensive_share", d.min_delta_expensive_share, _float_range(0.01, 1)
             ),
+            pair_z_threshold=get("pair_z_threshold", d.pair_z_threshold, _zero_or(1, 100)),
             critical_ratio=get("critical_ratio", d.critical_ratio, _float_range(1.01, 10**6)),
             cold_start_nusd_per_min=get(
                 "cold_start_usd_per_min", d.cold_start_nusd_per_min, _usd(allow_zero=True)
@@ -179,6 +182,19 @@ def _float_range(lo: float, hi: float) -> Callable[[str, Any], float]:
     def check(field: str, value: Any) -> float:
         if not isinstance(value, int | float) or isinstance(value, bool) or not lo <= value <= hi:
             raise ConfigError(field, f"must be a number from {lo} to {hi}")
+        return float(value)
+
+    return check
+
+
+def _zero_or(lo: float, hi: float) -> Callable[[str, Any], float]:
+    def check(field: str, value: Any) -> float:
+        if (
+            not isinstance(value, int | float)
+            or isinstance(value, bool)
+            or not (value == 0 or lo <= value <= hi)
+        ):
+            raise ConfigError(field, f"must be 0 (off) or a number from {lo} to {hi}")
         return float(value)
 
     return check

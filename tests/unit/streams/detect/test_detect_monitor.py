@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Iterable
+
+import pytest
 
 from schemas.alerts import Alert, Contributor, alert_id_for
 from streams.detect import DetectSettings, MinuteBucket, SpikeMonitor
@@ -101,6 +104,56 @@ def test_cents_never_page_but_a_lower_min_delta_does() -> None:
     strict = DetectSettings.from_config({"min_delta_usd_per_min": "0.02"})
     alerts = feed(SpikeMonitor(strict), series(90, tiny))
     assert [(m, a.status) for m, a in alerts] == [(61, "firing"), (65, "resolved")]
+
+
+def heavy_tail(runaway: dict[int, tuple[int, str]], n: int = 90) -> list[MinuteBucket]:
+    """A small service: 5 / 7 calls a minute (median 6), $0.06 a minute except an expensive
+    call every fifth minute ($0.40); ``runaway`` maps minutes to (calls, usd)."""
+    out = []
+    for m in range(n):
+        calls, usd = runaway.get(m, (5 if m % 2 == 0 else 7, "0.40" if m % 5 == 0 else "0.06"))
+        out.append(bucket(m, usd, requests=calls))
+    return out
+
+
+def test_two_minute_call_surge_catches_a_runaway_the_spend_noise_hides() -> None:
+    # Minutes 80-81: 16 calls and $0.20 each. Per minute the spend is inside the noise (level
+    # $0.06, scale (q90 $0.40 - $0.06) / 1.2816 = $0.265: z 0.53) and calls rise by 9 < 10.
+    # Over 80+81: 32 calls against 2 x 7 (minute 81's window 21..80: 29 x 5, 30 x 7, 16 ->
+    # median 7, MAD 1), noise scale max(sqrt(2) x 1.4826, sqrt(14)) = sqrt(14):
+    # z = 18 / sqrt(14) = 4.81 >= 4.5, 2.29x, each minute 16 >= 1.5 x 7, |16 - 16| = 0, and
+    # spend $0.40 against 2 x $0.06: +$0.28 >= 2 x $0.05, 3.3x.
+    runaway = {80: (16, "0.20"), 81: (16, "0.20")}
+    monitor = SpikeMonitor()
+    alerts: list[tuple[int, Alert]] = []
+    scores = {}
+    for b in heavy_tail(runaway):
+        out, verdict = monitor.observe_verbose(b)
+        assert verdict is not None
+        minute = verdict.minute - int(at(0).timestamp()) // 60
+        scores[minute] = verdict.spike_score
+        alerts += [(minute, a) for a in out]
+    margin = 18 / (4.5 * math.sqrt(14))
+    assert scores[81] == pytest.approx(margin / (1 + margin))
+    assert scores[80] < 0.5 and scores[82] < 0.5
+    assert [(m, a.status) for m, a in alerts] == [(81, "firing"), (84, "resolved")]
+    fired = alerts[0][1]
+    assert fired.alert_id == alert_id_for("spike", "svc", "spend", at(80).isoformat())
+    assert fired.figures["episode_start"] == at(80).isoformat()
+    assert fired.labels["cause"] == "runaway_loop"
+    # both minutes of the episode: 0.20 - 0.06 each
+    assert alerts[1][1].figures["excess_usd"] == "0.280000000"
+    # the rule off: the per-minute rules alone stay silent
+    assert feed(SpikeMonitor(DetectSettings(pair_z_threshold=0)), heavy_tail(runaway)) == []
+
+
+def test_two_minute_rule_ignores_weak_bursts_and_cents() -> None:
+    # 15 calls each: 30 vs 14 is z 16 / sqrt(14) = 4.28 < 4.5
+    assert feed(SpikeMonitor(), heavy_tail({80: (15, "0.20"), 81: (15, "0.20")})) == []
+    # a one-minute burst next to a busy minute: |40 - 11| = 29 > 3 x sqrt(51)
+    assert feed(SpikeMonitor(), heavy_tail({80: (40, "0.20"), 81: (11, "0.10")})) == []
+    # a real call surge worth cents: $0.20 over two minutes against $0.12 is +$0.08 < $0.10
+    assert feed(SpikeMonitor(), heavy_tail({80: (16, "0.10"), 81: (16, "0.10")})) == []
 
 
 def test_cold_start_is_silent_below_the_absolute_rule() -> None:

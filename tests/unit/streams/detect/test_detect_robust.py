@@ -61,3 +61,14 @@ def test_episode_confirms_fires_once_and_resolves_with_hysteresis() -> None:
     assert events[10] == EpisodeEvent("resolve", 2, 10)
     assert [e for e in events if e is not None] == [events[3], events[10]]
     assert not ep.firing and ep.start is None
+
+
+def test_episode_two_minute_verdict_starts_a_minute_earlier_and_confirms_at_once() -> None:
+    ep = Episode(confirm=2, resolve=3)
+    assert ep.step(10, False) is None
+    assert ep.step(11, True, span=2) == EpisodeEvent("fire", 10, 11)
+    pending = Episode(confirm=3, resolve=3)
+    assert pending.step(5, True) is None
+    # already pending since 5: the two-minute verdict at 6 makes two minutes, not three
+    assert pending.step(6, True, span=2) is None
+    assert pending.step(7, True, span=2) == EpisodeEvent("fire", 5, 7)

@@ -24,6 +24,9 @@ def test_defaults_and_money_as_exact_nano_usd() -> None:
     assert custom.expensive_nusd_per_mtok == 15_000_000_000
     assert custom.window_min == 30
     assert custom.expensive_models == ("claude-opus*",)
+    assert DetectSettings().pair_z_threshold == 4.5
+    assert DetectSettings.from_config({"pair_z_threshold": 0}).pair_z_threshold == 0.0
+    assert DetectSettings.from_config({"pair_z_threshold": 5}).pair_z_threshold == 5.0
 
 
 @pytest.mark.parametrize(
@@ -41,6 +44,9 @@ def test_defaults_and_money_as_exact_nano_usd() -> None:
         ({"min_points": 61}, "detect.min_points"),
         ({"seasonal_min_days": 8}, "detect.seasonal_min_days"),
         ({"relearn_after_min": 2}, "detect.relearn_after_min"),
+        ({"pair_z_threshold": 0.5}, "detect.pair_z_threshold"),
+        ({"pair_z_threshold": "4"}, "detect.pair_z_threshold"),
+        ({"pair_z_threshold": False}, "detect.pair_z_threshold"),
     ],
 )
 def test_bad_settings_name_the_field(section: dict[str, object], field: str) -> None:
