@@ -19,6 +19,7 @@ SCRIPTS = (
     ["bench_alerting.py"],
     ["bench_sdk.py"],
     ["detect_quality/run.py"],
+    ["bench_warm_start.py"],
     ["bench_pipeline.py", "--events", "10000", "--seconds", "10"],
 )
 

@@ -16,6 +16,7 @@ are acknowledged, so offsets are committed only for rows that are in ClickHouse.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 from datetime import UTC, date, datetime, timedelta
@@ -40,6 +41,7 @@ from streams.budgets import (
 from streams.budgets.seed import seed_state
 from streams.config import Settings
 from streams.detect import DetectStream
+from streams.detect.history import read_history
 from streams.digest import digest_day_due
 from streams.ingest import DeadLetter, price_event, unpriced_alert
 from streams.pricing import Pricer
@@ -52,6 +54,7 @@ log = logging.getLogger("spendwatch.worker")
 # period rollover reaches the SDK guard and the SDK can tell a quiet worker from a dead one.
 STATUS_HEARTBEAT = timedelta(seconds=10)
 LEDGER_CHECKPOINT_S = 1.0
+WARM_START_WAIT_S = 30.0  # the detector waits this long for ClickHouse, then starts cold
 
 
 def _now() -> datetime:
@@ -215,10 +218,37 @@ class Pipeline:
             await self.send_alert(alert)
 
     async def _detect(self, stream: Any) -> None:
+        await self._warm_detector()
         async for value in stream:
             event = orjson.loads(value)
             for alert in self.detector.add(event):
                 await self.send_alert(alert)
+
+    async def _warm_detector(self) -> None:
+        """Load the detector's history (the last ``history_min`` minutes of per-minute
+        rollups) from ClickHouse, so a restarted worker keeps its baselines instead of
+        starting cold. ClickHouse unreachable for ``WARM_START_WAIT_S``: start cold."""
+        s = self.settings.detect
+        if not (s.enabled and s.warm_start):
+            return
+        started = time.monotonic()
+        try:
+            await asyncio.wait_for(self.runtime.ready.wait(), WARM_START_WAIT_S)
+            now = _now()
+            history = await asyncio.wait_for(
+                asyncio.to_thread(read_history, self.runtime.query_client.query_np, s, now),
+                WARM_START_WAIT_S,
+            )
+        except Exception:  # a detector without history beats one that waits for ClickHouse
+            log.exception("detector starts cold: cannot read its history from ClickHouse")
+            return
+        self.detector.load_history(history, now)
+        log.info(
+            "detector history: %d minutes of %d services from ClickHouse in %.1f s",
+            sum(len(b) for b in history.values()),
+            len(history),
+            time.monotonic() - started,
+        )
 
     async def _detect_idle(self) -> None:
         for alert in self.detector.tick(_now()):

@@ -42,6 +42,32 @@ class _Acc:
     err_by_type: dict[str, int] = field(default_factory=dict)
 
 
+class ExpensiveRule:
+    """Whether a call counts as spend on an expensive model: its model matches one of
+    ``expensive_models`` (fnmatch) or it cost ``expensive_nusd_per_mtok`` or more per million
+    tokens (exact integers). The model-mix detector watches the share of such calls."""
+
+    def __init__(self, settings: DetectSettings) -> None:
+        self.settings = settings
+        self._cache: dict[str, bool] = {}
+
+    def __call__(self, model: str, cost_nusd: int, tokens: int) -> bool:
+        s = self.settings
+        if s.expensive_models:
+            hit = self._cache.get(model)
+            if hit is None:
+                hit = any(fnmatch.fnmatchcase(model, p) for p in s.expensive_models)
+                if len(self._cache) < 10_000:
+                    self._cache[model] = hit
+            if hit:
+                return True
+        return (
+            s.expensive_nusd_per_mtok > 0
+            and tokens > 0
+            and cost_nusd * 1_000_000 >= s.expensive_nusd_per_mtok * tokens
+        )
+
+
 def _bump(counts: dict[str, int], key: str, amount: int, cap: int, other: str = OTHER) -> None:
     if key not in counts and len(counts) >= cap:
         key = other  # bounded breakdowns: the long tail is summed under one name
@@ -62,7 +88,7 @@ class MinuteAggregator:
         self._closed_through: int | None = None  # last closed minute index
         self._max_ts: datetime | None = None
         self._idle_ticks = 0
-        self._expensive_cache: dict[str, bool] = {}
+        self._is_expensive = ExpensiveRule(self.settings)
         self.events = 0
         self.late_events = 0
         self.bad_events = 0
@@ -162,23 +188,6 @@ class MinuteAggregator:
         self._closed_through = through
         ready = sorted(k for k in self._open if k[0] <= through)
         return [self._bucket(m, service, self._open.pop((m, service))) for m, service in ready]
-
-    def _is_expensive(self, model: str, cost_nusd: int, tokens: int) -> bool:
-        s = self.settings
-        if s.expensive_models:
-            hit = self._expensive_cache.get(model)
-            if hit is None:
-                hit = any(fnmatch.fnmatchcase(model, p) for p in s.expensive_models)
-                if len(self._expensive_cache) < 10_000:
-                    self._expensive_cache[model] = hit
-            if hit:
-                return True
-        # cost per million tokens >= threshold, in exact integers
-        return (
-            s.expensive_nusd_per_mtok > 0
-            and tokens > 0
-            and cost_nusd * 1_000_000 >= s.expensive_nusd_per_mtok * tokens
-        )
 
     @staticmethod
     def _bucket(m: int, service: str, acc: _Acc) -> MinuteBucket:

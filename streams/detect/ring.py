@@ -36,6 +36,20 @@ class MinuteRing:
         self.excluded[:, slot] = False
         self.last = minute
 
+    def put_many(self, start: int, columns: FloatArray) -> None:
+        """Write consecutive minutes ``start, start + 1, ...`` (``columns`` is rows x n; only
+        the last ``capacity`` are kept); ``start`` must be ``last + 1`` or the first write."""
+        if self.last is not None and start != self.last + 1:
+            raise ValueError(f"minute {start} written after {self.last}: fill the gap first")
+        n = columns.shape[1]
+        if n == 0:
+            return
+        keep = min(n, self.capacity)
+        slots = np.arange(start + n - keep, start + n) % self.capacity
+        self.values[:, slots] = columns[:, n - keep :]
+        self.excluded[:, slots] = False
+        self.last = start + n - 1
+
     def fill(self, start: int, stop: int, column: list[float], *, excluded: bool) -> None:
         """Write the same ``column`` for every minute in ``[start, stop)`` (a silent gap)."""
         if stop <= start:

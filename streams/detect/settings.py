@@ -29,6 +29,7 @@ class DetectSettings:
     """
 
     enabled: bool = True
+    warm_start: bool = True  # a (re)starting worker reads its history from ClickHouse
     # -- baseline --------------------------------------------------------------------------
     window_min: int = 60  # trailing window of the rolling median / MAD
     min_points: int = 20  # usable (non-anomalous, non-missing) minutes the window needs
@@ -98,6 +99,7 @@ class DetectSettings:
 
         s = cls(
             enabled=get("enabled", d.enabled, _bool),
+            warm_start=get("warm_start", d.warm_start, _bool),
             window_min=get("window_min", d.window_min, _int_range(5, 1440)),
             min_points=get("min_points", d.min_points, _int_range(3, 1440)),
             min_history_min=get("min_history_min", d.min_history_min, _int_range(0, 10080)),

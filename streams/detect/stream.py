@@ -5,18 +5,27 @@ The detect agent calls :meth:`DetectStream.add` for every priced event and a tim
 publish. The order inside ``tick`` matters: minutes still open in the aggregator are closed
 and observed *before* silent minutes are filled, so a service is never taken for silent while
 its bucket is still on its way.
+
+Warm start: :meth:`DetectStream.load_history` takes minutes read from ClickHouse at start-up
+(see ``streams/detect/history.py``); a service's history is seeded into the monitor just
+before its first live minute is observed, and history of services that have not shown up
+within ``HISTORY_TTL`` is dropped (another worker's partitions, or services gone quiet).
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from schemas.alerts import Alert
+from streams.detect.bucket import MinuteBucket
+from streams.detect.history import ServiceHistory
 from streams.detect.minutes import MinuteAggregator
 from streams.detect.monitor import SpikeMonitor
 from streams.detect.settings import DetectSettings
+
+HISTORY_TTL = timedelta(minutes=30)
 
 
 class DetectStream:
@@ -26,20 +35,46 @@ class DetectStream:
         self.settings = settings or DetectSettings()
         self.minutes = MinuteAggregator(self.settings)
         self.monitor = SpikeMonitor(self.settings)
+        self._history: dict[str, ServiceHistory] = {}
+        self._history_until: datetime | None = None
+        self.seeded_services = 0
+        self.seeded_minutes = 0
+
+    def load_history(self, history: Mapping[str, ServiceHistory], now: datetime) -> None:
+        """Keep each service's history (``read_history``) to seed it when it first shows up
+        (until ``now + HISTORY_TTL``). Call before the first event."""
+        self._history = {svc: h for svc, h in history.items() if len(h)}
+        self._history_until = now + HISTORY_TTL
+
+    @property
+    def pending_history(self) -> int:
+        """Services whose history is loaded but not yet seeded."""
+        return len(self._history)
+
+    def _observe(self, bucket: MinuteBucket) -> list[Alert]:
+        if self._history:
+            history = self._history.pop(bucket.service, None)
+            if history:
+                loaded = self.monitor.seed_history(bucket.service, history, before=bucket.index)
+                self.seeded_services += loaded > 0
+                self.seeded_minutes += loaded
+        return self.monitor.observe(bucket)
 
     def add(self, event: Mapping[str, Any]) -> list[Alert]:
         """One priced event (dict); returns alerts caused by the minutes it closed."""
         alerts: list[Alert] = []
         for bucket in self.minutes.add(event):
-            alerts += self.monitor.observe(bucket)
+            alerts += self._observe(bucket)
         return alerts
 
     def tick(self, now: datetime) -> list[Alert]:
         """Periodic (every few seconds) with the wall clock: closes minutes of an idle stream
         and notices services that went silent."""
+        if self._history_until is not None and now >= self._history_until:
+            self._history, self._history_until = {}, None
         alerts: list[Alert] = []
         for bucket in self.minutes.close_until(now):
-            alerts += self.monitor.observe(bucket)
+            alerts += self._observe(bucket)
         watermark = self.minutes.watermark
         if watermark is not None:
             alerts += self.monitor.close_idle(watermark)
@@ -49,5 +84,5 @@ class DetectStream:
         """Close and observe every open minute (end of a backfill; shutdown)."""
         alerts: list[Alert] = []
         for bucket in self.minutes.flush():
-            alerts += self.monitor.observe(bucket)
+            alerts += self._observe(bucket)
         return alerts

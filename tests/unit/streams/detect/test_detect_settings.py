@@ -27,6 +27,8 @@ def test_defaults_and_money_as_exact_nano_usd() -> None:
     assert DetectSettings().pair_z_threshold == 4.5
     assert DetectSettings.from_config({"pair_z_threshold": 0}).pair_z_threshold == 0.0
     assert DetectSettings.from_config({"pair_z_threshold": 5}).pair_z_threshold == 5.0
+    assert DetectSettings().warm_start is True
+    assert DetectSettings.from_config({"warm_start": False}).warm_start is False
 
 
 @pytest.mark.parametrize(
@@ -40,6 +42,7 @@ def test_defaults_and_money_as_exact_nano_usd() -> None:
         ({"min_delta_usd_per_min": "ten"}, "detect.min_delta_usd_per_min"),
         ({"cold_start_usd_per_min": "-1"}, "detect.cold_start_usd_per_min"),
         ({"enabled": "yes"}, "detect.enabled"),
+        ({"warm_start": 1}, "detect.warm_start"),
         ({"tag_keys": "agent"}, "detect.tag_keys"),
         ({"min_points": 61}, "detect.min_points"),
         ({"seasonal_min_days": 8}, "detect.seasonal_min_days"),
