@@ -41,7 +41,7 @@ from streams.budgets import (
 from streams.budgets.seed import seed_state
 from streams.config import Settings
 from streams.detect import DetectStream
-from streams.detect.history import read_history
+from streams.detect.history import read_history, read_open_alerts
 from streams.digest import digest_day_due
 from streams.ingest import DeadLetter, price_event, unpriced_alert
 from streams.pricing import Pricer
@@ -235,18 +235,26 @@ class Pipeline:
         try:
             await asyncio.wait_for(self.runtime.ready.wait(), WARM_START_WAIT_S)
             now = _now()
-            history = await asyncio.wait_for(
-                asyncio.to_thread(read_history, self.runtime.query_client.query_np, s, now),
+            client = self.runtime.query_client
+            history, open_alerts = await asyncio.wait_for(
+                asyncio.gather(
+                    asyncio.to_thread(read_history, client.query_np, s, now),
+                    asyncio.to_thread(
+                        read_open_alerts, lambda sql: client.query(sql).result_rows, s, now
+                    ),
+                ),
                 WARM_START_WAIT_S,
             )
         except Exception:  # a detector without history beats one that waits for ClickHouse
             log.exception("detector starts cold: cannot read its history from ClickHouse")
             return
-        self.detector.load_history(history, now)
+        self.detector.load_history(history, now, open_alerts)
         log.info(
-            "detector history: %d minutes of %d services from ClickHouse in %.1f s",
+            "detector history: %d minutes of %d services and %d open alerts from ClickHouse "
+            "in %.1f s",
             sum(len(b) for b in history.values()),
             len(history),
+            len(open_alerts),
             time.monotonic() - started,
         )
 

@@ -21,14 +21,16 @@ minutes only).
 from __future__ import annotations
 
 import fnmatch
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
 import numpy as np
 import numpy.typing as npt
+import orjson
 
+from schemas.alerts import Alert
 from streams.detect.bucket import MinuteBucket, minute_index, minute_start
 from streams.detect.settings import DetectSettings
 
@@ -62,6 +64,19 @@ GROUP BY service, m, provider HAVING ev > 0 ORDER BY service, m, provider
 """
 
 QueryNp = Callable[[str], Any]  # SQL -> numpy structured array (clickhouse-connect query_np)
+QueryRows = Callable[[str], Sequence[Sequence[Any]]]  # SQL -> rows
+
+# Detector alerts whose firing row is stored and whose resolved row is not.
+_OPEN_ALERTS_SQL = """
+SELECT alert_id, kind, severity, title, summary, fired_at, labels, figures, contributors
+FROM alerts
+WHERE status = 'firing' AND kind IN ('spike', 'failure')
+  AND labels['detector'] IN ('spike', 'traffic_drop', 'error_rate')
+  AND fired_at >= toDateTime({first}, 'UTC')
+  AND alert_id NOT IN (SELECT alert_id FROM alerts WHERE status = 'resolved'
+                       AND fired_at >= toDateTime({first}, 'UTC'))
+ORDER BY fired_at, alert_id
+"""
 
 
 @dataclass(frozen=True, slots=True)
@@ -191,3 +206,28 @@ def read_history(
             providers.get(service, {}),
         )
     return out
+
+
+def read_open_alerts(query: QueryRows, settings: DetectSettings, now: datetime) -> list[Alert]:
+    """Detector alerts of the history window still firing (no resolved row): the episodes a
+    restarted worker continues (``SpikeMonitor.restore``), in firing order."""
+    first, _ = history_window(settings, now)
+    alerts = []
+    for row in query(_OPEN_ALERTS_SQL.format(first=first * 60)):
+        aid, kind, severity, title, summary, fired_at, labels, figures, contributors = row
+        alerts.append(
+            Alert.from_dict(
+                {
+                    "alert_id": aid,
+                    "kind": kind,
+                    "severity": severity,
+                    "title": title,
+                    "summary": summary,
+                    "fired_at": fired_at.isoformat(),
+                    "labels": labels,
+                    "figures": figures,
+                    "contributors": orjson.loads(contributors or "[]"),
+                }
+            )
+        )
+    return alerts

@@ -327,6 +327,63 @@ class SpikeMonitor:
                 prev = m
         return n
 
+    def restore(self, alert: Alert) -> bool:
+        """Continue the episode of a detector alert that was still firing when the previous
+        worker stopped (read back from ClickHouse at warm start; call after seeding its
+        service), so it resolves under its own id instead of staying open for good while a
+        second alert opens for the same trouble.
+
+        The episode's seeded minutes leave the baselines as live ones would; its running
+        figures (excess, peak) are rebuilt from the seeded minutes against the alert's
+        baseline. Returns False for an alert that cannot be placed: unknown service, episode
+        start before the seeded history, not a firing detector alert.
+        """
+        st = self._services.get(alert.labels.get("service", ""))
+        start_at = alert.figures.get("episode_start")
+        if alert.status != "firing" or st is None or st.ring.last is None or not start_at:
+            return False
+        start, last = minute_index(datetime.fromisoformat(start_at)), st.ring.last
+        if start < st.first:
+            return False  # (a silent service's drop may start after its last stored minute)
+        detector = alert.labels.get("detector")
+        baseline = _figure(alert.figures.get("baseline"))
+        opened = _Open(render.EpisodeStats(start), alert)
+        minutes = np.arange(start, last + 1, dtype=np.int64)
+        if detector == "spike":
+            episode, ring = st.spike, st.ring
+            st.spike_open = opened
+            level = baseline * 1e9  # USD -> nano-USD, as the ring holds spend
+            vals, _ = st.ring.take(minutes)
+            for v in vals[SPEND]:
+                if v > level:
+                    opened.stats.add(float(v), level)
+            st.resid.exclude_range(start, last + 1)
+        elif detector == "traffic_drop":
+            episode, ring = st.drop, st.ring
+            st.drop_open = opened
+            vals, _ = st.ring.take(minutes)
+            for v in vals[REQUESTS]:
+                if v == 0:
+                    opened.stats.add(0.0, baseline)
+            st.resid.exclude_range(start, last + 1)
+        elif detector == "error_rate":
+            provider = alert.labels.get("provider", "")
+            rs = st.rates.get(provider)
+            if rs is None:
+                if len(st.rates) >= self.settings.max_providers and provider != OTHER:
+                    return False
+                rs = st.rates[provider] = _RateSeries(self.settings, start)
+            episode, ring = rs.episode, rs.ring
+            rs.open = opened
+            opened.levels["outage"] = float(alert.severity == "critical")
+        else:
+            return False
+        episode.start, episode.firing = start, True
+        episode.run, episode.calm = max(episode.confirm, last - start + 1), 0
+        if ring.last is not None:
+            ring.exclude_range(start, min(last, ring.last) + 1)
+        return True
+
     # -- one minute -------------------------------------------------------------------------
     def _fill_gap(self, st: _Service, stop: int) -> list[Alert]:
         """Silent minutes from the service's last minute up to (not including) ``stop``."""
@@ -839,6 +896,14 @@ class SpikeMonitor:
                     )
                 )
         return alerts
+
+
+def _figure(text: str | None) -> float:
+    """A number from an alert figure ("0.120000000", "10.0", "n/a"); NaN when not one."""
+    try:
+        return float(text) if text is not None else math.nan
+    except ValueError:
+        return math.nan
 
 
 def _nz(value: float) -> float:

@@ -6,20 +6,22 @@ publish. The order inside ``tick`` matters: minutes still open in the aggregator
 and observed *before* silent minutes are filled, so a service is never taken for silent while
 its bucket is still on its way.
 
-Warm start: :meth:`DetectStream.load_history` takes minutes read from ClickHouse at start-up
-(see ``streams/detect/history.py``); a service's history is seeded into the monitor just
-before its first live minute is observed, and history of services that have not shown up
-within ``HISTORY_TTL`` is dropped (another worker's partitions, or services gone quiet).
+Warm start: :meth:`DetectStream.load_history` takes minutes and detector alerts still firing
+read from ClickHouse at start-up (see ``streams/detect/history.py``); a service's history is
+seeded into the monitor, and its open episodes continued, just before its first live minute
+is observed. History of services that have not shown up within ``HISTORY_TTL`` is dropped
+(another worker's partitions, or services gone quiet): a worker never continues an episode of
+a service it does not see, so it never resolves one that another worker is following.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from datetime import datetime, timedelta
 from typing import Any
 
 from schemas.alerts import Alert
-from streams.detect.bucket import MinuteBucket
+from streams.detect.bucket import MinuteBucket, minute_index
 from streams.detect.history import ServiceHistory
 from streams.detect.minutes import MinuteAggregator
 from streams.detect.monitor import SpikeMonitor
@@ -39,12 +41,44 @@ class DetectStream:
         self._history_until: datetime | None = None
         self.seeded_services = 0
         self.seeded_minutes = 0
+        self._open: dict[str, list[Alert]] = {}
+        self.restored_alerts = 0
+        self.unrestored_alerts = 0  # open alerts whose episode lies outside the history
 
-    def load_history(self, history: Mapping[str, ServiceHistory], now: datetime) -> None:
+    def load_history(
+        self,
+        history: Mapping[str, ServiceHistory],
+        now: datetime,
+        open_alerts: Iterable[Alert] = (),
+    ) -> None:
         """Keep each service's history (``read_history``) to seed it when it first shows up
-        (until ``now + HISTORY_TTL``). Call before the first event."""
+        (until ``now + HISTORY_TTL``), with the detector alerts still firing for it
+        (``read_open_alerts``), whose episodes are then continued so that they resolve under
+        their own ids. A traffic-drop alert's service is silent by definition: it is seeded
+        and continued at once. Call before the first event."""
         self._history = {svc: h for svc, h in history.items() if len(h)}
         self._history_until = now + HISTORY_TTL
+        self._open = {}
+        for alert in open_alerts:
+            self._open.setdefault(alert.labels.get("service", ""), []).append(alert)
+        for service in sorted(self._open):
+            if any(a.labels.get("detector") == "traffic_drop" for a in self._open[service]):
+                h = self._history.pop(service, None)
+                if h is not None:
+                    self._seed(service, h, minute_index(now))
+                self._restore(service)
+
+    def _restore(self, service: str) -> None:
+        for alert in self._open.pop(service, ()):
+            if self.monitor.restore(alert):
+                self.restored_alerts += 1
+            else:
+                self.unrestored_alerts += 1
+
+    def _seed(self, service: str, history: ServiceHistory, before: int) -> None:
+        loaded = self.monitor.seed_history(service, history, before=before)
+        self.seeded_services += loaded > 0
+        self.seeded_minutes += loaded
 
     @property
     def pending_history(self) -> int:
@@ -55,9 +89,8 @@ class DetectStream:
         if self._history:
             history = self._history.pop(bucket.service, None)
             if history:
-                loaded = self.monitor.seed_history(bucket.service, history, before=bucket.index)
-                self.seeded_services += loaded > 0
-                self.seeded_minutes += loaded
+                self._seed(bucket.service, history, bucket.index)
+                self._restore(bucket.service)
         return self.monitor.observe(bucket)
 
     def add(self, event: Mapping[str, Any]) -> list[Alert]:
@@ -71,7 +104,7 @@ class DetectStream:
         """Periodic (every few seconds) with the wall clock: closes minutes of an idle stream
         and notices services that went silent."""
         if self._history_until is not None and now >= self._history_until:
-            self._history, self._history_until = {}, None
+            self._history, self._open, self._history_until = {}, {}, None
         alerts: list[Alert] = []
         for bucket in self.minutes.close_until(now):
             alerts += self._observe(bucket)

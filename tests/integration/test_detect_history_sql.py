@@ -18,12 +18,13 @@ from typing import Any
 
 import pytest
 
+from schemas.alerts import Alert, Contributor
 from sinks.client import make_client
 from sinks.migrate import migrate
-from sinks.rows import USAGE_EVENTS, usage_row
+from sinks.rows import ALERTS, USAGE_EVENTS, alert_row, usage_row
 from sinks.settings import ClickHouseSettings
 from streams.detect import DetectSettings, MinuteAggregator, minute_index
-from streams.detect.history import read_history
+from streams.detect.history import read_history, read_open_alerts
 
 pytestmark = pytest.mark.integration
 
@@ -138,3 +139,37 @@ def test_history_equals_the_streams_minutes(clients: tuple[Any, Any]) -> None:
     search = expected["search"]
     assert sum(b.errors for b in search) > 0
     assert 0 < sum(b.expensive_requests for b in search) < sum(b.requests for b in search)
+
+
+def test_open_detector_alerts_are_read_back_whole(clients: tuple[Any, Any]) -> None:
+    writer, reader = clients
+    at = NOW - timedelta(minutes=30)
+
+    def alert(aid: str, detector: str, status: str = "firing", kind: str = "spike") -> Alert:
+        return Alert(
+            alert_id=aid,
+            kind=kind,
+            severity="warning",
+            title=f"{aid}: spend 4x baseline",
+            summary="s'quoted\nsummary",
+            fired_at=at,
+            status=status,
+            labels={"service": "search", "detector": detector},
+            figures={"episode_start": (at - timedelta(minutes=2)).isoformat(), "baseline": "1"},
+            contributors=(Contributor("model", "gpt-4o", 1_000, "0.50"),),
+        )
+
+    still_open = alert("open", "spike")
+    rows = [
+        still_open,
+        alert("closed", "spike"),
+        alert("closed", "spike", "resolved"),
+        alert("drop", "traffic_drop", kind="failure"),
+        alert("budget", "budget", kind="threshold"),  # not a detector alert
+        replace(alert("old", "spike"), fired_at=NOW - timedelta(days=8)),  # beyond the history
+    ]
+    writer.insert(
+        "alerts", [alert_row(a, recorded_at=NOW) for a in rows], column_names=ALERTS.columns
+    )
+    found = read_open_alerts(lambda sql: reader.query(sql).result_rows, SETTINGS, NOW)
+    assert found == [alert("drop", "traffic_drop", kind="failure"), still_open]  # by time, id

@@ -24,6 +24,7 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
+import orjson
 import pytest
 import spendwatch
 
@@ -143,15 +144,22 @@ def history_buckets(planned: list[tuple[datetime, str]]) -> list[MinuteBucket]:
 
 
 def offline(
-    history: list[MinuteBucket] | None, live: list[tuple[datetime, str]], now: datetime
+    history: list[MinuteBucket] | None,
+    live: list[tuple[datetime, str]],
+    now: datetime | None,
+    open_alerts: tuple[Alert, ...] | list[Alert] = (),
 ) -> list[Alert]:
+    """The detector run here over ``live`` after loading ``history``; with ``now``, two idle
+    ticks at ``now`` then close the silent minutes by the wall clock."""
     stream = DetectStream(DetectSettings.from_config(dict(DETECT)))
     if history is not None:
-        stream.load_history({SERVICE: ServiceHistory.from_buckets(history)}, now)
+        loaded = datetime.now(UTC) if now is None else now
+        history_of = {SERVICE: ServiceHistory.from_buckets(history)}
+        stream.load_history(history_of, loaded, open_alerts)
     alerts: list[Alert] = []
     for ts, cost in live:
         alerts += stream.add(priced(ts, cost))
-    for _ in range(2):  # two idle ticks: the wall clock closes the silent minutes
+    for _ in range(2 if now is not None else 0):
         alerts += stream.tick(now)
     return alerts
 
@@ -209,3 +217,55 @@ def test_a_restarted_worker_keeps_its_baselines(slack: SlackServer, tmp_path: Pa
     assert len(slack.requests) == 2
     assert slack.delivered[0].text.startswith("[spendwatch WARNING]")
     assert slack.delivered[1].text.startswith("[spendwatch RESOLVED]")
+
+
+def test_a_spike_open_at_a_restart_resolves_under_its_own_id(
+    slack: SlackServer, tmp_path: Path
+) -> None:
+    """Run 1 pages for a runaway and stops while it is still firing; run 2 sees normal
+    traffic and resolves that same alert (same id, one Slack notice each) instead of leaving
+    it open for good and opening a second one."""
+    t0 = datetime.now(UTC).replace(second=0, microsecond=0) - timedelta(minutes=START_AGO_MIN)
+    run1 = [*calls(t0, range(0, 73)), (t0 + timedelta(minutes=73, seconds=20), COSTS_USD[0])]
+    run2 = [*calls(t0, range(74, 77)), (t0 + timedelta(minutes=77, seconds=20), COSTS_USD[0])]
+    first = offline(None, run1, None)
+    assert [(a.kind, a.status) for a in first] == [("spike", "firing")]
+    [fired] = first
+
+    sent = list(run1)
+    with TansuBroker() as broker:
+        asyncio.run(create_topics(broker.bootstrap_servers, topics.ALL, 1))
+        with running_worker(config(broker, slack, tmp_path), tmp_path):
+            send(broker.bootstrap_servers, run1)
+            # Until the notice is out, keep minute 73 open with a call a second: an idle
+            # worker would close the silent minutes by the wall clock and resolve the spike.
+            keep = 0
+            while not slack.delivered and keep < 60:
+                keep += 1
+                call = (t0 + timedelta(minutes=73, seconds=20 + keep * 0.5), COSTS_USD[0])
+                send(broker.bootstrap_servers, [call])
+                sent.append(call)
+                time.sleep(1.0)
+            assert len(slack.delivered) == 1 and slack.delivered[0].text.startswith(
+                "[spendwatch WARNING]"
+            )
+
+    now = datetime.now(UTC)
+    history = history_buckets(sent)
+    expected = offline(history, run2, now, [fired])
+    assert [(a.alert_id, a.status) for a in expected] == [(fired.alert_id, "resolved")]
+    [resolved] = expected
+    assert resolved.fired_at == t0 + timedelta(minutes=77)  # minutes 74-76 normal again
+    assert resolved.figures["episode_minutes"] == "7"  # minutes 70-76
+
+    with TansuBroker() as broker:
+        asyncio.run(create_topics(broker.bootstrap_servers, topics.ALL, 1))
+        with running_worker(config(broker, slack, tmp_path), tmp_path) as worker:
+            send(broker.bootstrap_servers, run2)
+            wait_for(lambda: len(slack.delivered) == 2, 60, "the resolved notice")
+            time.sleep(11.0)  # two idle ticks: nothing else
+            rows = [normalise(r) for r in worker_alert_rows(worker)]
+            assert rows == [as_row(fired), as_row(resolved)]
+    assert len(slack.requests) == 2
+    assert slack.delivered[1].text.startswith("[spendwatch RESOLVED]")
+    assert fired.alert_id in orjson.dumps(slack.delivered[1].blocks).decode()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import statistics
+from dataclasses import replace
 from datetime import timedelta
 from decimal import Decimal
 
@@ -188,3 +189,88 @@ def test_bulk_seeding_leaves_the_same_state_as_seeding_bucket_by_bucket() -> Non
     alerts_bulk = [x for lb in live for x in bulk.observe(lb)]
     assert alerts_one == alerts_bulk
     assert [(x.kind, x.status) for x in alerts_one] == [("spike", "firing"), ("spike", "resolved")]
+
+
+# -- episodes open at a restart ----------------------------------------------------------------
+def scenario(minutes: range) -> list:
+    """Normal minutes at $0.10 / $0.12 and 10 calls, a runaway in 60-64 at $0.44 and 40."""
+    return [
+        bucket(m, "0.44", requests=40, provider="openai", tokens=40_000, by_model={})
+        if 60 <= m <= 64
+        else bucket(m, HISTORY_USD[m % 2], provider="openai", tokens=10_000, by_model={})
+        for m in minutes
+    ]
+
+
+def test_a_spike_open_at_a_restart_resolves_under_its_own_id() -> None:
+    whole = SpikeMonitor()
+    alerts = [a for b in scenario(range(80)) for a in whole.observe(b)]
+    fired, resolved = alerts
+    assert (fired.status, resolved.status, fired.alert_id) == (
+        "firing",
+        "resolved",
+        resolved.alert_id,
+    )
+    assert fired.fired_at == at(62)  # the previous worker stopped after minute 62 closed
+
+    # the restarted worker: minutes 0-62 from ClickHouse, the firing alert still open
+    history = ServiceHistory.from_buckets(scenario(range(63)))
+    restarted = SpikeMonitor()
+    restarted.seed_history("svc", history, before=M0 + 63)
+    assert restarted.restore(fired)
+    [after] = [a for b in scenario(range(63, 80)) for a in restarted.observe(b)]
+    # the same notice; only the excess differs: the restarted worker rebuilds it from the
+    # seeded minutes against the alert's baseline ($0.12), the live one summed each minute
+    # against that minute's baseline ($0.11 for minute 60)
+    assert replace(after, figures={}) == replace(resolved, figures={})
+    assert {k: v for k, v in after.figures.items() if k != "excess_usd"} == {
+        k: v for k, v in resolved.figures.items() if k != "excess_usd"
+    }
+    assert (resolved.figures["excess_usd"], after.figures["excess_usd"]) == (
+        "1.630000000",
+        "1.610000000",
+    )
+
+    # without restore the same worker opens a second alert for the same runaway
+    forgetful = SpikeMonitor()
+    forgetful.seed_history("svc", history, before=M0 + 63)
+    again = [a for b in scenario(range(63, 80)) for a in forgetful.observe(b)]
+    assert [(a.status, a.alert_id == fired.alert_id) for a in again] == [
+        ("firing", False),
+        ("resolved", False),
+    ]
+
+
+def test_a_traffic_drop_open_at_a_restart_resolves_when_calls_return() -> None:
+    calls = [event(m * 60 + k, 10_000_000) for m in range(60) for k in range(10)]
+    whole = DetectStream()
+    for ev in calls:
+        whole.add(ev)
+    quiet = []
+    for s in range(0, 8 * 60, 5):  # minutes 60-67 silent
+        quiet += whole.tick(at(60) + timedelta(seconds=s))
+    [drop] = quiet
+    assert drop.labels["detector"] == "traffic_drop" and drop.status == "firing"
+
+    buckets = [bucket(m, "0.10", provider="openai", tokens=10_000, by_model={}) for m in range(60)]
+    restarted = DetectStream()
+    # drop alerts are continued at load: the service is silent, it may never "show up"
+    restarted.load_history({"svc": ServiceHistory.from_buckets(buckets)}, at(68), [drop])
+    assert (restarted.restored_alerts, restarted.pending_history) == (1, 0)
+    back = [event(68 * 60 + 30 + k, 10_000_000) for k in range(10)]
+    back += [event(m * 60 + k, 10_000_000) for m in range(69, 74) for k in range(10)]
+    out = [a for ev in back for a in restarted.add(ev)]
+    assert [(a.alert_id, a.status) for a in out] == [(drop.alert_id, "resolved")]
+
+
+def test_restore_refuses_what_it_cannot_place() -> None:
+    monitor = SpikeMonitor()
+    monitor.seed_history("svc", ServiceHistory.from_buckets(scenario(range(10, 63))), M0 + 63)
+    live = SpikeMonitor()
+    fired = next(a for b in scenario(range(80)) for a in live.observe(b))
+    assert not monitor.restore(replace(fired, status="resolved"))
+    assert not monitor.restore(replace(fired, labels={**fired.labels, "service": "other"}))
+    assert not monitor.restore(replace(fired, labels={**fired.labels, "detector": "budget"}))
+    early = replace(fired, figures={**fired.figures, "episode_start": at(5).isoformat()})
+    assert not monitor.restore(early)  # before the seeded history
+    assert monitor.restore(fired)
