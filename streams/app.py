@@ -109,6 +109,10 @@ class Pipeline:
         self.ledger = app.Table("budget-ledger", default=None, partitions=settings.kafka.partitions)
         self.started_at = _now()
         self._states: dict[str, LedgerState] = {}
+        self._stale: dict[str, LedgerState] = {}  # table ledgers kept under another definition
+        self._unsaved: set[str] = set()  # ledgers changed since their last checkpoint
+        self._ledger_partitions: dict[str, int] = {}  # changelog partition of each ledger
+        self._ledgers_ready = asyncio.Event()
         self._checkpointed_at: dict[str, float] = {}
         self._dirty: set[str] = set()
         self._last_heartbeat = datetime.min.replace(tzinfo=UTC)
@@ -137,10 +141,30 @@ class Pipeline:
         app.timer(5.0, name="health")(self._health)
         app.timer(30.0, name="digest")(self._digest)
         app.task(self.runtime.start)
+        app.task(self._load_ledgers)
         app.on_before_shutdown.connect(self._on_shutdown)  # type: ignore[arg-type]
 
     async def _on_shutdown(self, app: Any, *args: Any, **kwargs: Any) -> None:
+        await self._checkpoint_ledgers()
         await self.runtime.stop()
+
+    async def _checkpoint_ledgers(self) -> None:
+        """On a clean stop, write every ledger changed since its last checkpoint to the
+        table's changelog (on the partition its events came from) and flush the producer:
+        Faust commits the offsets of the events they counted, so a restart that recovered an
+        older checkpoint would never count those events again."""
+        for name in sorted(self._unsaved):
+            partition = self._ledger_partitions.get(name)
+            state = self._states.get(name)
+            if partition is None or state is None:
+                continue
+            value = {**state.to_dict(), "counts": self.budgets[name].counting_key}
+            self.ledger.send_changelog(partition, name, value)
+        self._unsaved.clear()
+        try:
+            await self.app.producer.flush()
+        except Exception:  # the stop goes on; the next start recounts from its checkpoint
+            log.exception("could not flush the ledger checkpoints at shutdown")
 
     async def _ingest(self, stream: Any) -> None:
         async for event in stream.events():
@@ -187,8 +211,19 @@ class Pipeline:
         async for values in stream.take(ch.batch_rows, within=ch.flush_interval_s):
             await self.runtime.write_deadletters([orjson.loads(v) for v in values])
 
+    async def _load_ledgers(self) -> None:
+        """Every budget's ledger into memory before any event, command or status uses it:
+        from the table (Faust starts tasks once its tables are recovered), or rebuilt from
+        ClickHouse when lost or kept under another definition of the budget. Checkpointed to
+        the table with the next event (table writes belong in a stream's iteration)."""
+        await self.runtime.ready.wait()
+        for name, budget in sorted(self.budgets.items()):
+            if self._state(name) is None:
+                self._states[name] = await self._seed(budget)
+        self._ledgers_ready.set()
+
     async def _budgets(self, stream: Any) -> None:
-        await self.runtime.ready.wait()  # a lost ledger is rebuilt from ClickHouse
+        await self._ledgers_ready.wait()
         async for value in stream:
             item = orjson.loads(value)
             budget = self.budgets.get(item["budget"])
@@ -206,6 +241,7 @@ class Pipeline:
                 await self.send_alert(alert)
 
     async def _control(self, stream: Any) -> None:
+        await self._ledgers_ready.wait()
         async for value in stream:
             try:
                 command = OverrideCommand.from_json(value)
@@ -302,6 +338,8 @@ class Pipeline:
     async def _publish_status(self) -> None:
         """Publish budget status: changed budgets every tick, every budget at least every
         ``STATUS_HEARTBEAT``."""
+        if not self._ledgers_ready.is_set():
+            return  # no status before the ledgers are known: "ok" could unblock a guard
         now = _now()
         heartbeat = now - self._last_heartbeat >= STATUS_HEARTBEAT
         if heartbeat:
@@ -324,10 +362,16 @@ class Pipeline:
         """
         self._states[name] = state
         self._dirty.add(name)
+        event = faust.current_event()
+        if event is not None:
+            self._ledger_partitions[name] = event.message.partition
         now_s = time.monotonic()
         if checkpoint or now_s - self._checkpointed_at.get(name, 0.0) >= LEDGER_CHECKPOINT_S:
-            self.ledger[name] = state.to_dict()
+            self.ledger[name] = {**state.to_dict(), "counts": self.budgets[name].counting_key}
             self._checkpointed_at[name] = now_s
+            self._unsaved.discard(name)
+        else:
+            self._unsaved.add(name)
 
     async def _seed(self, budget: Budget) -> LedgerState:
         """No ledger for ``budget`` (new budget, fresh embedded broker, lost changelog):
@@ -341,6 +385,16 @@ class Pipeline:
             log.exception("budget %s: cannot read stored spend; counting from zero", budget.name)
             groups = []
         state = seed_state(budget, groups, now)
+        stale = self._stale.pop(budget.name, None)
+        if stale is not None:
+            log.warning(
+                "budget %s: its scope, period or time zone changed in the config; the period "
+                "is recounted from ClickHouse",
+                budget.name,
+            )
+            if stale.override_until is not None and stale.override_until > now:
+                state.override_limit_nusd = stale.override_limit_nusd
+                state.override_until = stale.override_until
         if state.spent_nusd:
             log.warning(
                 "budget %s: continuing from %s already spent this period (from ClickHouse)",
@@ -351,11 +405,18 @@ class Pipeline:
 
     def _state(self, name: str) -> LedgerState | None:
         """The budget's ledger: in memory while the worker runs (decoding it per event would
-        cost more than the maths), recovered from the table after a restart."""
+        cost more than the maths), recovered from the table after a restart. ``None`` when the
+        table has none, or one kept under another definition of the budget (scope, period,
+        time zone changed in the config): ``_seed`` then rebuilds it from ClickHouse."""
         state = self._states.get(name)
         if state is None:
             raw = self.ledger.get(name)
             if raw:
+                budget = self.budgets.get(name)
+                counts = raw.get("counts")
+                if budget is not None and counts is not None and counts != budget.counting_key:
+                    self._stale[name] = LedgerState.from_dict(raw)
+                    return None
                 state = self._states[name] = LedgerState.from_dict(raw)
         return state
 

@@ -6,6 +6,7 @@ so the worker can keep them in a tuple and match every priced event against each
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass, field
 from decimal import Decimal
 from fractions import Fraction
@@ -136,6 +137,15 @@ class Budget:
     @cached_property
     def tz(self) -> ZoneInfo:
         return ZoneInfo(self.timezone)
+
+    @cached_property
+    def counting_key(self) -> str:
+        """What decides the spend a ledger holds and when it resets: scope, period kind, time
+        zone, rolling hours. A ledger kept under another definition is rebuilt from the spend
+        stored in ClickHouse; the limit and thresholds may change freely (threshold alerts are
+        keyed by limit)."""
+        text = repr((self.match, self.period, self.rolling_hours, self.timezone))
+        return hashlib.sha256(text.encode()).hexdigest()[:16]
 
     def matches(self, event: dict[str, Any]) -> bool:
         """Whether this budget covers ``event`` (a priced event dict). Several budgets may."""

@@ -10,7 +10,7 @@ to the nano-dollar.
 from __future__ import annotations
 
 import asyncio
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
 
@@ -141,3 +141,90 @@ def test_restart_continues_the_period(slack: SlackServer, tmp_path: Path) -> Non
     # Crossing 50 % at $6.00 in run 1, and 80 % at $8.50 in run 2 (the spend of both runs).
     assert "at 60% ($6.00 of $10.00)" in texts[0], texts
     assert "at 85% ($8.50 of $10.00)" in texts[1], texts
+
+
+def test_a_budget_redefined_in_the_config_is_recounted(slack: SlackServer, tmp_path: Path) -> None:
+    """Same broker (its ledger survives in the changelog), but the budget's period changes
+    from the UTC day to the week between runs: the worker does not go on with the day's
+    ledger (whose reset is tonight) but recounts the week from ClickHouse. The 50 % crossing
+    of run 1 is not announced again; 80 % of the week fires once."""
+    now = datetime.now(UTC)
+    if now.hour == 23 and now.minute >= 58:
+        pytest.skip("too close to UTC midnight: the daily period would roll over mid-test")
+    total_nusd = int((sum(RUN1) + sum(RUN2)) * 10**9)
+    monday = (now - timedelta(days=now.weekday())).replace(
+        hour=0, minute=0, second=0, microsecond=0
+    )
+    with TansuBroker() as broker:
+        asyncio.run(create_topics(broker.bootstrap_servers, topics.ALL, 1))
+        daily = config(broker, slack, tmp_path)
+        weekly = daily.replace('period = "day"', 'period = "week"')
+        assert weekly != daily
+        with running_worker(daily, tmp_path) as worker:
+            send(broker.bootstrap_servers, RUN1)
+            wait_for(lambda: len(slack.delivered) == 1, 60, "the 50 % alert")
+            day_status = asyncio.run(latest_status(broker.bootstrap_servers))
+            assert (
+                day_status["reset_at"]
+                == (
+                    now.replace(hour=0, minute=0, second=0, microsecond=0) + timedelta(days=1)
+                ).isoformat()
+            )
+        with running_worker(weekly, tmp_path) as worker:
+            send(broker.bootstrap_servers, RUN2)
+            wait_for(
+                lambda: worker.scalar("SELECT sum(cost_nusd) FROM usage_events") == total_nusd,
+                60,
+                "run 2 stored",
+            )
+            wait_for(lambda: len(slack.delivered) == 2, 30, "the 80 % alert")
+            wait_for(
+                lambda: (
+                    asyncio.run(latest_status(broker.bootstrap_servers)).get("period_start")
+                    == monday.isoformat()
+                ),
+                30,
+                "a status for the week",
+            )
+            status = asyncio.run(latest_status(broker.bootstrap_servers))
+            assert status["spent_nusd"] == total_nusd
+            assert status["reset_at"] == (monday + timedelta(days=7)).isoformat()
+            assert status["state"] == "warning"
+    texts = [m.text for m in slack.delivered]
+    assert "at 60% ($6.00 of $10.00)" in texts[0], texts
+    assert "at 85% ($8.50 of $10.00)" in texts[1], texts
+
+
+def test_a_clean_stop_checkpoints_what_the_ledger_counted(
+    slack: SlackServer, tmp_path: Path
+) -> None:
+    """Ledgers are checkpointed at most once a second, yet Faust commits the offsets of every
+    event counted: a clean stop writes the ledgers changed since their last checkpoint, so a
+    worker restarted on the same broker neither loses those events nor counts them twice."""
+    if datetime.now(UTC).hour == 23 and datetime.now(UTC).minute >= 58:
+        pytest.skip("too close to UTC midnight: the daily period would roll over mid-test")
+    burst = [Decimal("1.25"), Decimal("1.5"), Decimal("1.000000007")]  # 37.5 %, no alert
+    total_nusd = int((sum(burst) + sum(RUN2)) * 10**9)  # + 2.50 -> 62.5 %
+    with TansuBroker() as broker:
+        asyncio.run(create_topics(broker.bootstrap_servers, topics.ALL, 1))
+        daily = config(broker, slack, tmp_path)
+        with running_worker(daily, tmp_path) as worker:
+            send(broker.bootstrap_servers, burst)  # one burst: only the first is checkpointed
+            wait_for(
+                lambda: worker.scalar("SELECT count() FROM usage_events") == len(burst),
+                60,
+                "the burst stored",
+            )
+        with running_worker(daily, tmp_path) as worker:
+            send(broker.bootstrap_servers, RUN2)
+            wait_for(lambda: len(slack.delivered) == 1, 60, "the 50 % alert")
+            wait_for(
+                lambda: (
+                    asyncio.run(latest_status(broker.bootstrap_servers)).get("spent_nusd")
+                    == total_nusd
+                ),
+                30,
+                "a status counting both runs exactly",
+            )
+    assert len(slack.delivered) == 1
+    assert "at 62.5% ($6.25 of $10.00)" in slack.delivered[0].text, slack.delivered[0].text

@@ -261,3 +261,54 @@ async def test_async_client(aclient, llm, reply, consume):
     assert await spendwatch.aflush(10)
     events = await asyncio.to_thread(consume, 3)
     assert [core(e) for e in events] == [EXPECTED, EXPECTED, EXPECTED]
+
+
+def test_raw_response_message_and_stream(client, llm, reply, consume):
+    llm.script(
+        MESSAGES,
+        reply(body=MESSAGE, headers={"request-id": "req_raw"}),
+        reply(events=stream_events(), headers={"request-id": "req_raw_s"}),
+    )
+    raw = client.messages.with_raw_response.create(**ARGS)
+    assert type(raw) is anthropic.APIResponse and raw.headers["request-id"] == "req_raw"
+    message = raw.parse()
+    # Parsed once, for the event: the caller gets that very object from the library's cache.
+    assert list(raw._parsed_by_type.values()) == [message]
+    assert raw.parse() is message and message.content[0].text == "Hello!"
+    raw = client.messages.with_raw_response.create(**ARGS, stream=True)
+    stream = raw.parse()
+    assert isinstance(stream, anthropic.Stream) and raw.parse() is stream
+    assert [e.type for e in stream][-1] == "message_stop"
+    assert spendwatch.flush(10)
+    plain, streamed = consume(2)
+    assert core(plain) == EXPECTED and plain["request_id"] == "req_raw"
+    assert core(streamed) == EXPECTED and streamed["request_id"] == "req_raw_s"
+
+
+def test_streaming_response_is_recorded_when_parsed(client, llm, reply, consume):
+    llm.script(MESSAGES, reply(body=MESSAGE, headers={"request-id": "req_sr"}))
+    with client.messages.with_streaming_response.create(**ARGS) as response:
+        message = response.parse()
+    assert message.usage.cache_read_input_tokens == 3000
+    assert spendwatch.flush(10)
+    (event,) = consume(1)
+    assert core(event) == EXPECTED and event["request_id"] == "req_sr"
+
+
+async def test_async_raw_and_streaming_response(aclient, llm, reply, consume):
+    llm.script(
+        MESSAGES,
+        reply(body=MESSAGE, headers={"request-id": "req_araw"}),
+        reply(body=MESSAGE, headers={"request-id": "req_asr"}),
+    )
+    raw = await aclient.messages.with_raw_response.create(**ARGS)
+    assert type(raw) is anthropic.AsyncAPIResponse
+    message = await raw.parse()  # a coroutine here: the SDK awaited it before
+    assert await raw.parse() is message and message.usage.input_tokens == 25
+    async with aclient.messages.with_streaming_response.create(**ARGS) as response:
+        parsed = await response.parse()
+    assert parsed.content[0].text == "Hello!"
+    assert await spendwatch.aflush(10)
+    plain, streamed = await asyncio.to_thread(consume, 2)
+    assert core(plain) == EXPECTED and plain["request_id"] == "req_araw"
+    assert core(streamed) == EXPECTED and streamed["request_id"] == "req_asr"

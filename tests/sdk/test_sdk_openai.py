@@ -6,6 +6,7 @@ from __future__ import annotations
 import gc
 
 import openai
+import orjson
 import pytest
 import spendwatch
 
@@ -415,3 +416,196 @@ async def test_async_client_plain_and_stream(aclient, llm, reply, consume):
         None,
     )
     assert partial["partial"] is True and "input_tokens" not in partial
+
+
+# -- with_raw_response / with_streaming_response ------------------------------------------
+
+CHAT_EXPECTED = {
+    "operation": "chat",
+    "status": "ok",
+    "provider": "openai",
+    "model": "gpt-4o",
+    "response_model": "gpt-4o-2024-08-06",
+    "input_tokens": 2006,
+    "output_tokens": 300,
+    "cache_read_tokens": 1920,
+    "reasoning_tokens": 192,
+}
+STREAM_EXPECTED = {
+    "operation": "chat",
+    "status": "ok",
+    "provider": "openai",
+    "model": "gpt-4o-mini",
+    "response_model": "gpt-4o-mini-2024-07-18",
+    "input_tokens": 1500,
+    "output_tokens": 420,
+    "cache_read_tokens": 1024,
+    "reasoning_tokens": 256,
+}
+HI = [{"role": "user", "content": "hi"}]
+
+
+def test_raw_response_is_recorded_and_parses_to_the_same_object(client, llm, reply, consume):
+    llm.script(CHAT, reply(body=CHAT_BODY, headers={"x-request-id": "req_raw_1"}))
+    raw = client.chat.completions.with_raw_response.create(model="gpt-4o", messages=HI)
+    assert type(raw).__name__ == "LegacyAPIResponse"
+    assert raw.headers["x-request-id"] == "req_raw_1" and raw.status_code == 200
+    completion = raw.parse()
+    # The SDK parsed once, for the event; the caller gets that object from the library's cache.
+    assert list(raw._parsed_by_type.values()) == [completion]
+    assert raw.parse() is completion and completion.choices[0].message.content == "Paris."
+    assert spendwatch.flush(10)
+    (event,) = consume(1)
+    assert core(event) == {**CHAT_EXPECTED, "request_id": "req_raw_1"}
+
+
+def test_raw_response_stream_is_watched_in_place(client, llm, reply, consume):
+    llm.script(CHAT, reply(events=chat_stream, headers={"x-request-id": "req_raw_s"}))
+    raw = client.chat.completions.with_raw_response.create(
+        model="gpt-4o-mini", messages=HI, stream=True
+    )
+    stream = raw.parse()
+    assert isinstance(stream, openai.Stream) and raw.parse() is stream
+    # The usage chunk the SDK asked for stays hidden: the caller sees the chunks of old.
+    assert [c.choices[0].delta.content for c in stream] == ["", "Hel", "lo", None]
+    assert llm.requests[-1][1]["stream_options"] == {"include_usage": True}
+    assert spendwatch.flush(10)
+    (event,) = consume(1)
+    assert core(event) == {**STREAM_EXPECTED, "request_id": "req_raw_s"}
+
+
+def test_streaming_response_is_recorded_when_parsed(client, llm, reply, consume):
+    llm.script(
+        CHAT,
+        reply(body=CHAT_BODY, headers={"x-request-id": "req_sr_1"}),
+        reply(events=chat_stream, headers={"x-request-id": "req_sr_2"}),
+    )
+    with client.chat.completions.with_streaming_response.create(
+        model="gpt-4o", messages=HI
+    ) as response:
+        assert response.headers["x-request-id"] == "req_sr_1"
+        completion = response.parse()
+        assert response.parse() is completion
+    assert completion.usage.prompt_tokens == 2006
+    with client.chat.completions.with_streaming_response.create(
+        model="gpt-4o-mini", messages=HI, stream=True
+    ) as response:
+        text = "".join(c.choices[0].delta.content or "" for c in response.parse())
+    assert text == "Hello"
+    assert spendwatch.flush(10)
+    plain, streamed = consume(2)
+    assert core(plain) == {**CHAT_EXPECTED, "request_id": "req_sr_1"}
+    assert core(streamed) == {**STREAM_EXPECTED, "request_id": "req_sr_2"}
+
+
+def test_streaming_response_never_parsed_is_recorded_once_partial(client, llm, reply, consume):
+    llm.script(
+        CHAT,
+        reply(body=CHAT_BODY, headers={"x-request-id": "req_lines"}),
+        reply(body=CHAT_BODY, headers={"x-request-id": "req_dropped"}),
+    )
+    with client.chat.completions.with_streaming_response.create(
+        model="gpt-4o", messages=HI
+    ) as response:
+        lines = list(response.iter_lines())  # read by hand, never parsed: closed by the with
+    assert orjson.loads(lines[0])["id"] == "chatcmpl-A1"
+    manager = client.chat.completions.with_streaming_response.create(model="gpt-4o", messages=HI)
+    response = manager.__enter__()
+    assert orjson.loads(response.read())["id"] == "chatcmpl-A1"
+    del manager, response  # read, neither parsed nor closed: recorded when collected
+    gc.collect()
+    assert spendwatch.flush(10)
+    events = consume(2)
+    unread = {k: v for k, v in CHAT_EXPECTED.items() if not k.endswith("tokens")}
+    del unread["response_model"]
+    assert [core(e) for e in events] == [
+        {**unread, "request_id": "req_lines", "partial": True},
+        {**unread, "request_id": "req_dropped", "partial": True},
+    ]
+
+
+def test_raw_views_built_before_instrument_are_rebuilt(llm, broker, topic, reply, consume):
+    spendwatch.configure(bootstrap_servers=broker.bootstrap_servers, service="oa-app", topic=topic)
+    bare = openai.OpenAI(api_key="sk-test", base_url=f"{llm.base_url}/v1", max_retries=0)
+    early = bare.chat.completions.with_raw_response
+    early_chain = bare.with_raw_response.chat.completions
+    early_streaming = bare.chat.completions.with_streaming_response
+    client = spendwatch.instrument(bare)
+    assert client.chat.completions.with_raw_response is not early
+    assert client.with_raw_response.chat.completions is not early_chain
+    assert client.chat.completions.with_streaming_response is not early_streaming
+    llm.script(
+        CHAT,
+        *(reply(body=CHAT_BODY, headers={"x-request-id": f"req_early_{i}"}) for i in range(3)),
+    )
+    client.chat.completions.with_raw_response.create(model="gpt-4o", messages=HI)
+    client.with_raw_response.chat.completions.create(model="gpt-4o", messages=HI)
+    with client.chat.completions.with_streaming_response.create(
+        model="gpt-4o", messages=HI
+    ) as response:
+        response.parse()
+    assert spendwatch.flush(10)
+    events = consume(3)
+    assert [core(e) for e in events] == [
+        {**CHAT_EXPECTED, "request_id": f"req_early_{i}"} for i in range(3)
+    ]
+
+
+async def test_async_raw_and_streaming_response(aclient, llm, reply, consume):
+    llm.script(
+        CHAT,
+        reply(body=CHAT_BODY, headers={"x-request-id": "req_araw"}),
+        reply(events=chat_stream, headers={"x-request-id": "req_araw_s"}),
+        reply(body=CHAT_BODY, headers={"x-request-id": "req_asr"}),
+    )
+    raw = await aclient.chat.completions.with_raw_response.create(model="gpt-4o", messages=HI)
+    completion = raw.parse()  # openai's LegacyAPIResponse parses synchronously, also here
+    assert raw.parse() is completion and completion.usage.prompt_tokens == 2006
+    assert raw.headers["x-request-id"] == "req_araw"
+    raw = await aclient.chat.completions.with_raw_response.create(
+        model="gpt-4o-mini", messages=HI, stream=True
+    )
+    stream = raw.parse()
+    assert isinstance(stream, openai.AsyncStream) and raw.parse() is stream
+    assert [c.choices[0].delta.content async for c in stream] == ["", "Hel", "lo", None]
+    async with aclient.chat.completions.with_streaming_response.create(
+        model="gpt-4o", messages=HI
+    ) as response:
+        parsed = await response.parse()
+    assert parsed.choices[0].message.content == "Paris."
+    assert await spendwatch.aflush(10)
+    import asyncio
+
+    events = await asyncio.to_thread(consume, 3)
+    assert [core(e) for e in events] == [
+        {**CHAT_EXPECTED, "request_id": "req_araw"},
+        {**STREAM_EXPECTED, "request_id": "req_araw_s"},
+        {**CHAT_EXPECTED, "request_id": "req_asr"},
+    ]
+
+
+def test_raw_response_that_cannot_be_parsed_is_returned_unchanged(
+    client, llm, reply, consume, monkeypatch, caplog
+):
+    from openai._legacy_response import LegacyAPIResponse
+
+    def broken(self, *, to=None):
+        raise ValueError("unparseable")
+
+    monkeypatch.setattr(LegacyAPIResponse, "parse", broken)
+    llm.script(CHAT, reply(body=CHAT_BODY, headers={"x-request-id": "req_broken"}))
+    with caplog.at_level("DEBUG", logger="spendwatch"):
+        raw = client.chat.completions.with_raw_response.create(model="gpt-4o", messages=HI)
+    assert "could not read chat raw response" in caplog.text
+    assert raw.http_response.json()["id"] == "chatcmpl-A1"
+    with pytest.raises(ValueError, match="unparseable"):
+        raw.parse()  # the caller's own parse fails as it would without spendwatch
+    assert spendwatch.flush(10)
+    (event,) = consume(1)
+    assert core(event) == {
+        "operation": "chat",
+        "status": "ok",
+        "provider": "openai",
+        "model": "gpt-4o",
+        "request_id": "req_broken",
+    }

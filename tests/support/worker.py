@@ -3,6 +3,7 @@
 ``running_worker(config_text)`` writes the config, starts the worker on it, waits for its SQL
 endpoint and yields a :class:`WorkerProcess`; on exit the worker is stopped by its PID
 (SIGTERM, then SIGKILL). ``{http_port}`` in the config text is replaced by a free port.
+``SW_TEST_LOGLEVEL=INFO`` in the environment shows the worker's log (default WARNING).
 """
 
 from __future__ import annotations
@@ -67,7 +68,16 @@ def running_worker(
     config.write_text(config_text.replace("{http_port}", str(http_port)))
     env = {k: v for k, v in os.environ.items() if not k.startswith("SPENDWATCH_")}
     process = subprocess.Popen(
-        [sys.executable, "-m", "streams.cli", "worker", "--config", str(config)],
+        [
+            sys.executable,
+            "-m",
+            "streams.cli",
+            "worker",
+            "--config",
+            str(config),
+            "--loglevel",
+            os.environ.get("SW_TEST_LOGLEVEL", "WARNING"),
+        ],
         env=env,
         start_new_session=True,
     )

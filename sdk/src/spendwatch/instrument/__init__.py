@@ -6,7 +6,9 @@
 The client object itself is returned: the covered methods are replaced on its (cached)
 resource objects, so ``isinstance`` checks, type hints and every other method are untouched.
 ``client.with_options(...)`` / ``client.copy(...)`` return instrumented copies too.
-``with_raw_response`` / ``with_streaming_response`` are not covered.
+``with_raw_response`` and ``with_streaming_response`` calls of the covered methods are
+recorded too (see :mod:`spendwatch.instrument.raw`), also when those views were created
+before ``instrument()``.
 
 Each event: provider (``openai`` / ``anthropic``), operation (``chat``, ``responses``,
 ``embeddings``), request ``model``, ``response_model``, ``request_id`` (the provider's
@@ -23,7 +25,7 @@ from typing import Any, TypeVar
 
 from . import anthropic as anthropic_support
 from . import openai as openai_support
-from .hooks import Guard, Spec, apply_guard, handle_result, wrap_async, wrap_sync
+from .hooks import Guard, Shapes, Spec, apply_guard, handle_result, wrap_async, wrap_sync
 from .recorder import CallRecorder
 
 log = logging.getLogger("spendwatch")
@@ -49,9 +51,9 @@ def instrument(client: C, *, guard: Guard | None = None, stream_usage: bool = Tr
         return client
     family = type(client).__module__.partition(".")[0]
     if family == "openai":
-        _patch_all(client, openai_support.specs(stream_usage), openai_support.stream_types(), guard)
+        _patch_all(client, openai_support.specs(stream_usage), openai_support.shapes(), guard)
     elif family == "anthropic":
-        _patch_all(client, anthropic_support.specs(), anthropic_support.stream_types(), guard)
+        _patch_all(client, anthropic_support.specs(), anthropic_support.shapes(), guard)
         _patch_anthropic_stream(client, guard)
     else:
         raise TypeError(
@@ -74,7 +76,7 @@ def _resource(client: Any, path: tuple[str, ...]) -> Any:
 def _patch_all(
     client: Any,
     specs: list[tuple[tuple[str, ...], str, Spec]],
-    stream_types: tuple[type, ...],
+    shapes: Shapes,
     guard: Guard | None,
 ) -> None:
     wrap = wrap_async if _is_async(client) else wrap_sync
@@ -83,7 +85,30 @@ def _patch_all(
         orig = getattr(resource, method, None) if resource is not None else None
         if orig is None or hasattr(orig, "__spendwatch_wrapped__"):
             continue
-        setattr(resource, method, wrap(orig, spec, guard, stream_types))
+        setattr(resource, method, wrap(orig, spec, guard, shapes))
+        _forget_raw_views(client, path)
+
+
+_RAW_VIEWS = ("with_raw_response", "with_streaming_response")
+
+
+def _forget_raw_views(client: Any, path: tuple[str, ...]) -> None:
+    """Drop the raw-response views already built on the client and along ``path``.
+
+    Each view (``functools.cached_property``, kept in the instance ``__dict__`` under its own
+    name) captured the resource's bound methods when it was built: dropped, it is rebuilt on
+    next access around the wrapped ones. ``client.with_raw_response.chat.completions`` goes
+    through the client's and ``chat``'s views, hence every level. A view the app holds in a
+    variable of its own keeps the original methods.
+    """
+    levels = [client]
+    for name in path:
+        levels.append(getattr(levels[-1], name, None))
+    for obj in levels:
+        attrs = getattr(obj, "__dict__", None)
+        if isinstance(attrs, dict):
+            for view in _RAW_VIEWS:
+                attrs.pop(view, None)
 
 
 def _is_async(client: Any) -> bool:
@@ -115,7 +140,7 @@ def _patch_anthropic_stream(client: Any, guard: Guard | None) -> None:
     if orig is None or hasattr(orig, "__spendwatch_wrapped__"):
         return
     spec = anthropic_support.MESSAGES
-    stream_types = anthropic_support.stream_types()
+    stream_types = anthropic_support.shapes().streams
     is_async = _is_async(client)
 
     def stream(*args: Any, **kwargs: Any) -> Any:

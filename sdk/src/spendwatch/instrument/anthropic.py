@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from .hooks import Spec
+from .hooks import Shapes, Spec
 from .recorder import CallRecorder, as_int
 
 PROVIDER = "anthropic"
@@ -97,7 +97,10 @@ def specs() -> list[tuple[tuple[str, ...], str, Spec]]:
     return [(("messages",), "create", MESSAGES)]
 
 
-def stream_types() -> tuple[type, ...]:
+def shapes() -> Shapes:
     import anthropic
 
-    return (anthropic.Stream, anthropic.AsyncStream)
+    return Shapes(
+        streams=(anthropic.Stream, anthropic.AsyncStream),
+        responses=(anthropic.APIResponse, anthropic.AsyncAPIResponse),
+    )

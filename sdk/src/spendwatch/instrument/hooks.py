@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 from ..errors import SpendwatchError
+from . import raw
 from .recorder import CallRecorder
 from .streams import Observe, watch_async, watch_sync
 
@@ -56,6 +57,14 @@ class Spec:
     request_id_header: str = "x-request-id"
 
 
+@dataclass(frozen=True, slots=True)
+class Shapes:
+    """The provider library's classes a covered method returns instead of a parsed model."""
+
+    streams: tuple[type, ...]  # ``stream=True``
+    responses: tuple[type, ...] = ()  # raw responses: with_raw_response / with_streaming_response
+
+
 def _start(spec: Spec, kwargs: dict[str, Any]) -> tuple[dict[str, Any], CallRecorder]:
     hide = False
     if spec.prepare is not None:
@@ -83,7 +92,7 @@ def handle_result(
     """Read a non-stream response and record, or attach to a stream. Never raises."""
     try:
         if stream_types and isinstance(result, stream_types) and spec.observe is not None:
-            rec.request_id = _stream_request_id(result, spec.request_id_header)
+            rec.request_id = _stream_request_id(result, spec.request_id_header) or rec.request_id
             watch = watch_async if is_async else watch_sync
             if not watch(result, rec, spec.observe):
                 rec.finish(partial=True)
@@ -97,8 +106,15 @@ def handle_result(
     rec.finish()
 
 
+def _reader(
+    spec: Spec, rec: CallRecorder, stream_types: tuple[type, ...], is_async: bool
+) -> Callable[[Any], None]:
+    """What a raw response's parsed object goes through: the plain call's path."""
+    return functools.partial(handle_result, spec, rec, stream_types=stream_types, is_async=is_async)
+
+
 def wrap_sync(
-    orig: Callable[..., Any], spec: Spec, guard: Guard | None, stream_types: tuple[type, ...]
+    orig: Callable[..., Any], spec: Spec, guard: Guard | None, shapes: Shapes
 ) -> Callable[..., Any]:
     @functools.wraps(orig)
     def call(*args: Any, **kwargs: Any) -> Any:
@@ -109,7 +125,11 @@ def wrap_sync(
         except BaseException as exc:
             rec.fail(exc)
             raise
-        handle_result(spec, rec, result, stream_types, is_async=False)
+        if isinstance(result, shapes.responses):
+            record = _reader(spec, rec, shapes.streams, is_async=False)
+            raw.read_sync(result, rec, spec.request_id_header, record)
+        else:
+            handle_result(spec, rec, result, shapes.streams, is_async=False)
         return result
 
     call.__spendwatch_wrapped__ = orig  # type: ignore[attr-defined]
@@ -117,7 +137,7 @@ def wrap_sync(
 
 
 def wrap_async(
-    orig: Callable[..., Any], spec: Spec, guard: Guard | None, stream_types: tuple[type, ...]
+    orig: Callable[..., Any], spec: Spec, guard: Guard | None, shapes: Shapes
 ) -> Callable[..., Any]:
     @functools.wraps(orig)
     async def call(*args: Any, **kwargs: Any) -> Any:
@@ -128,7 +148,11 @@ def wrap_async(
         except BaseException as exc:
             rec.fail(exc)
             raise
-        handle_result(spec, rec, result, stream_types, is_async=True)
+        if isinstance(result, shapes.responses):
+            record = _reader(spec, rec, shapes.streams, is_async=True)
+            await raw.read_async(result, rec, spec.request_id_header, record)
+        else:
+            handle_result(spec, rec, result, shapes.streams, is_async=True)
         return result
 
     call.__spendwatch_wrapped__ = orig  # type: ignore[attr-defined]

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from .hooks import Spec
+from .hooks import Shapes, Spec
 from .recorder import CallRecorder, put
 
 PROVIDER = "openai"
@@ -163,7 +163,14 @@ def specs(stream_usage: bool) -> list[tuple[tuple[str, ...], str, Spec]]:
     ]
 
 
-def stream_types() -> tuple[type, ...]:
+def shapes() -> Shapes:
     import openai
 
-    return (openai.Stream, openai.AsyncStream)
+    responses: tuple[type, ...] = (openai.APIResponse, openai.AsyncAPIResponse)
+    try:  # what ``with_raw_response`` returns (the module is private; its name may change)
+        from openai._legacy_response import LegacyAPIResponse
+    except ImportError:
+        pass
+    else:
+        responses = (LegacyAPIResponse, *responses)
+    return Shapes(streams=(openai.Stream, openai.AsyncStream), responses=responses)

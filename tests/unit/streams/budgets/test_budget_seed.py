@@ -56,3 +56,23 @@ def test_seed_counts_matching_groups_and_marks_crossed_thresholds() -> None:
 def test_seed_with_nothing_stored_is_an_empty_ledger() -> None:
     state = seed_state(BUDGETS[0], [], NOW)
     assert (state.spent_nusd, state.events, state.fired) == (0, 0, [])
+
+
+def test_counting_key_changes_with_what_a_ledger_counts_only() -> None:
+    base = {"name": "b", "period": "day", "limit_usd": "10", "match": {"service": ["chat"]}}
+    key = load_budgets([base])[0].counting_key
+    same = [
+        {**base, "limit_usd": "25"},
+        {**base, "thresholds": [0.9, 1.0]},
+        {**base, "per_request_limit_usd": "0.05"},
+    ]
+    changed = [
+        {**base, "period": "week"},
+        {**base, "timezone": "Europe/Paris"},
+        {**base, "match": {"service": ["chat", "search"]}},
+        {**base, "match": {"service": ["chat"], "tags": {"team": "growth"}}},
+        {**base, "period": "rolling", "rolling_hours": 24},
+    ]
+    assert [load_budgets([b])[0].counting_key for b in same] == [key] * len(same)
+    keys = [load_budgets([b])[0].counting_key for b in changed]
+    assert key not in keys and len(set(keys)) == len(keys)
