@@ -29,6 +29,7 @@ from collections.abc import Callable
 from typing import Any
 
 from .recorder import CallRecorder
+from .streams import finish_on_close
 
 log = logging.getLogger("spendwatch")
 
@@ -97,7 +98,7 @@ def _hook(response: Any, rec: CallRecorder, record: Record) -> None:
     collectable by reference counting (and its connection is released as the library means).
     """
     cls = type(response)
-    cls_parse, cls_close = cls.parse, cls.close
+    cls_parse = cls.parse
     ref = weakref.ref(response)
     collected = weakref.finalize(response, rec.finish, partial=True)
 
@@ -127,25 +128,4 @@ def _hook(response: Any, rec: CallRecorder, record: Record) -> None:
 
         response.parse = parse
 
-    if inspect.iscoroutinefunction(cls_close):
-
-        async def aclose() -> None:
-            target = ref()
-            try:
-                if target is not None:
-                    await cls_close(target)
-            finally:
-                rec.finish(partial=True)
-
-        response.close = aclose
-    else:
-
-        def close() -> None:
-            target = ref()
-            try:
-                if target is not None:
-                    cls_close(target)
-            finally:
-                rec.finish(partial=True)
-
-        response.close = close
+    finish_on_close(response, rec)

@@ -15,6 +15,7 @@ recorded once, when the first of these happens:
 from __future__ import annotations
 
 import contextlib
+import inspect
 import logging
 import weakref
 from collections.abc import AsyncIterator, Callable, Iterator
@@ -80,20 +81,7 @@ def watch_sync(stream: Any, rec: CallRecorder, observe: Observe) -> bool:
     if inner is None or not callable(getattr(stream, "close", None)):
         return False
     stream._iterator = _iterate(inner, rec, observe)
-    # A weak reference: the stream must stay collectable by reference counting (Anthropic's
-    # streams are built to avoid cycles so that a dropped stream closes its connection).
-    ref = weakref.ref(stream)
-    cls_close = type(stream).close
-
-    def close() -> None:
-        target = ref()
-        try:
-            if target is not None:
-                cls_close(target)
-        finally:
-            rec.finish(partial=True)
-
-    stream.close = close
+    finish_on_close(stream, rec)
     weakref.finalize(stream, rec.finish, partial=True)
     return True
 
@@ -104,17 +92,38 @@ def watch_async(stream: Any, rec: CallRecorder, observe: Observe) -> bool:
     if inner is None or not callable(getattr(stream, "close", None)):
         return False
     stream._iterator = _aiterate(inner, rec, observe)
-    ref = weakref.ref(stream)
-    cls_close = type(stream).close
+    finish_on_close(stream, rec)
+    weakref.finalize(stream, rec.finish, partial=True)
+    return True
 
-    async def close() -> None:
+
+def finish_on_close(obj: Any, rec: CallRecorder) -> None:
+    """Make ``obj.close()`` (a method or a coroutine) also end the record, ``partial``.
+
+    Through a weak reference: the object must stay collectable by reference counting
+    (Anthropic's streams are built to avoid cycles so that a dropped stream closes its
+    connection)."""
+    ref = weakref.ref(obj)
+    cls_close = type(obj).close
+    if inspect.iscoroutinefunction(cls_close):
+
+        async def aclose() -> None:
+            target = ref()
+            try:
+                if target is not None:
+                    await cls_close(target)
+            finally:
+                rec.finish(partial=True)
+
+        obj.close = aclose
+        return
+
+    def close() -> None:
         target = ref()
         try:
             if target is not None:
-                await cls_close(target)
+                cls_close(target)
         finally:
             rec.finish(partial=True)
 
-    stream.close = close
-    weakref.finalize(stream, rec.finish, partial=True)
-    return True
+    obj.close = close
