@@ -24,6 +24,7 @@ from typing import Any
 
 import faust
 import orjson
+from aiokafka.partitioner import DefaultPartitioner
 
 from alerting.digest import BudgetLine
 from schemas.alerts import Alert
@@ -54,6 +55,7 @@ log = logging.getLogger("spendwatch.worker")
 # period rollover reaches the SDK guard and the SDK can tell a quiet worker from a dead one.
 STATUS_HEARTBEAT = timedelta(seconds=10)
 LEDGER_CHECKPOINT_S = 1.0
+_PARTITIONER = DefaultPartitioner()  # the producer's (Faust's default): key -> partition
 WARM_START_WAIT_S = 30.0  # the detector waits this long for ClickHouse, then starts cold
 
 
@@ -143,16 +145,51 @@ class Pipeline:
         app.task(self.runtime.start)
         app.task(self._load_ledgers)
         app.on_before_shutdown.connect(self._on_shutdown)  # type: ignore[arg-type]
+        app.on_partitions_revoked.connect(self._on_revoked)  # type: ignore[arg-type]
+        app.on_partitions_assigned.connect(self._on_assigned)  # type: ignore[arg-type]
 
     async def _on_shutdown(self, app: Any, *args: Any, **kwargs: Any) -> None:
         await self._checkpoint_ledgers()
         await self.runtime.stop()
 
+    async def _on_revoked(self, app: Any, revoked: Any, **kwargs: Any) -> None:
+        # Another worker may own some budget after this rebalance and recover its ledger
+        # from the changelog: everything counted so far must be there first.
+        await self._checkpoint_ledgers()
+
+    async def _on_assigned(self, app: Any, assigned: Any, **kwargs: Any) -> None:
+        # A ledger this worker no longer owns lives on in its new owner; dropping ours means a
+        # later re-assignment reads the table (the changelog) instead of a stale copy.
+        owned = self._owned()
+        for name in [n for n in self._states if n not in owned]:
+            self._states.pop(name, None)
+            self._unsaved.discard(name)
+
+    def _owned(self) -> set[str]:
+        """Budgets whose ledger this worker holds. ``budget-spend`` is keyed by budget name
+        and its partitions are shared among the workers of the group; with all of them
+        assigned (one worker), every budget."""
+        assigned = {
+            tp.partition for tp in self.app.consumer.assignment() if tp.topic == topics.BUDGET_SPEND
+        }
+        # the consumer's metadata may not know the count yet: the configured one then
+        count = self.app.consumer.topic_partitions(topics.BUDGET_SPEND) or (
+            self.settings.kafka.partitions
+        )
+        if len(assigned) >= count:
+            return set(self.budgets)
+        partitions = list(range(count))
+        return {
+            name
+            for name in self.budgets
+            if _PARTITIONER(name.encode(), partitions, partitions) in assigned
+        }
+
     async def _checkpoint_ledgers(self) -> None:
-        """On a clean stop, write every ledger changed since its last checkpoint to the
-        table's changelog (on the partition its events came from) and flush the producer:
-        Faust commits the offsets of the events they counted, so a restart that recovered an
-        older checkpoint would never count those events again."""
+        """Write every ledger changed since its last checkpoint to the table's changelog (on
+        the partition its events came from) and flush the producer: at a clean stop or a
+        rebalance Faust commits the offsets of the events they counted, so a worker that
+        recovered an older checkpoint would never count those events again."""
         for name in sorted(self._unsaved):
             partition = self._ledger_partitions.get(name)
             state = self._states.get(name)
@@ -217,8 +254,9 @@ class Pipeline:
         ClickHouse when lost or kept under another definition of the budget. Checkpointed to
         the table with the next event (table writes belong in a stream's iteration)."""
         await self.runtime.ready.wait()
+        owned = self._owned()
         for name, budget in sorted(self.budgets.items()):
-            if self._state(name) is None:
+            if name in owned and self._state(name) is None:
                 self._states[name] = await self._seed(budget)
         self._ledgers_ready.set()
 
@@ -345,7 +383,8 @@ class Pipeline:
         if heartbeat:
             self._last_heartbeat = now
         dirty, self._dirty = self._dirty, set()
-        for name in sorted(set(self.budgets) if heartbeat else dirty):
+        # Only the owner publishes a budget's status: another worker's copy would be stale.
+        for name in sorted((set(self.budgets) if heartbeat else dirty) & self._owned()):
             budget = self.budgets[name]
             status = status_of(budget, self._state(name), now)
             await self.budget_status.send(key=name.encode(), value=status.to_json())
