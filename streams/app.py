@@ -141,7 +141,9 @@ class Pipeline:
         app.timer(1.0, name="alert-tick")(self._alert_tick)
         app.timer(5.0, name="detect-idle")(self._detect_idle)
         app.timer(5.0, name="health")(self._health)
-        app.timer(30.0, name="digest")(self._digest)
+        # One digest per group: only the leader sends it (each worker keeps its own delivery
+        # log, so two senders would mean two digests).
+        app.timer(30.0, name="digest", on_leader=True)(self._digest)
         app.task(self.runtime.start)
         app.task(self._load_ledgers)
         app.on_before_shutdown.connect(self._on_shutdown)  # type: ignore[arg-type]
@@ -360,8 +362,10 @@ class Pipeline:
         if day is None:
             return
         lines = []
+        owned = self._owned()
         for name, budget in self.budgets.items():
-            status = status_of(budget, self._state(name), now)
+            state = self._state(name) if name in owned else await self._stored_state(budget, now)
+            status = status_of(budget, state, now)
             lines.append(
                 BudgetLine(
                     name,
@@ -372,6 +376,16 @@ class Pipeline:
             )
         await self.runtime.send_digest(day, alerting.digest_timezone, tuple(lines), now)
         self._digest_day = day
+
+    async def _stored_state(self, budget: Budget, now: datetime) -> LedgerState | None:
+        """The period-to-date spend of a budget another worker owns, from ClickHouse."""
+        start, end = period_bounds(budget, now)
+        try:
+            groups = await self.runtime.stored_spend(start, end, before=now)
+        except Exception:
+            log.exception("budget %s: cannot read stored spend for the digest", budget.name)
+            return None
+        return seed_state(budget, groups, now)
 
     async def _publish_status(self) -> None:
         """Publish budget status: changed budgets every tick, every budget at least every

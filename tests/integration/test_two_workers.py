@@ -5,14 +5,17 @@ workers each budget's ledger lives on one worker. A worker publishing the status
 it does not own would publish a stale (or empty) copy every heartbeat, and the SDK guard,
 which keeps the latest status per budget, would flip between the two. Here two budgets land
 on different partitions (``north`` -> 0, ``south`` -> 1 under the producer's murmur2
-partitioner, checked below); after their spend, every status published over two heartbeats
-carries the exact spend of its budget.
+partitioner, checked below), and so do their services, named alike; after their spend,
+every status published over two heartbeats carries the exact spend of its budget.
+Yesterday's calls make a daily digest due at once (``digest_at = "00:00"``): the group sends
+it once, from its leader, not once per worker.
 """
 
 from __future__ import annotations
 
 import asyncio
 import time
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
 
@@ -40,7 +43,7 @@ def config(bootstrap: str, slack: SlackServer, directory: Path) -> str:
 name = "{name}"
 period = "day"
 limit_usd = "100"
-match = {{ service = ["{name}-svc"] }}
+match = {{ service = ["{name}"] }}
 """
         for name in SPEND
     )
@@ -62,6 +65,7 @@ enabled = false
 
 [alerting]
 group_wait_s = 0
+digest_at = "00:00"
 
 [[alerting.receivers]]
 name = "oncall"
@@ -100,8 +104,14 @@ async def statuses_since(bootstrap: str, since_ms: int) -> list[dict[str, object
         await consumer.stop()
 
 
+def digests(slack: SlackServer) -> list[str]:
+    return [m.text for m in slack.delivered if m.text.startswith("[spendwatch DIGEST]")]
+
+
 def test_each_budget_status_comes_from_its_owner(slack: SlackServer, tmp_path: Path) -> None:
     partitioner = DefaultPartitioner()
+    # budgets (budget-spend key) and services (usage and priced key) share the names: each
+    # worker owns one budget and stores one service's calls
     assert {n: partitioner(n.encode(), [0, 1], [0, 1]) for n in SPEND} == {"north": 0, "south": 1}
     expected = {name: int(sum(costs) * 10**9) for name, costs in SPEND.items()}
     with TansuBroker() as broker:
@@ -118,14 +128,21 @@ def test_each_budget_status_comes_from_its_owner(slack: SlackServer, tmp_path: P
             # over mid-test (a rebalance; the new owner recovers the ledger from the table).
             wait_for(lambda: asyncio.run(group_members(bootstrap)) == 2, 60, "a two-worker group")
             time.sleep(3.0)  # table recovery after the rebalance
-            spendwatch.configure(bootstrap_servers=bootstrap, service="north-svc")
+            spendwatch.configure(bootstrap_servers=bootstrap, service="north")
             try:
+                yesterday = datetime.now(UTC) - timedelta(days=1)
                 for name, costs in SPEND.items():
                     for cost in costs:
                         spendwatch.record(
-                            "call", service=f"{name}-svc", unit="request", quantity=1,
+                            "call", service=name, unit="request", quantity=1,
                             cost_usd=cost,
                         )  # fmt: skip
+                    # a call of yesterday for each service: the digest day is not empty on
+                    # either worker's ClickHouse (each stores its own partitions here)
+                    spendwatch.record(
+                        "call", service=name, unit="request", quantity=1,
+                        cost_usd="0.01", ts=yesterday,
+                    )  # fmt: skip
                 assert spendwatch.flush(30.0)
             finally:
                 spendwatch.shutdown(5.0)
@@ -140,6 +157,10 @@ def test_each_budget_status_comes_from_its_owner(slack: SlackServer, tmp_path: P
             since_ms = int(time.time() * 1000)
             time.sleep(22.0)  # two status heartbeats (10 s): every worker's every budget
             window = asyncio.run(statuses_since(bootstrap, since_ms))
+            # the digest timer runs every 30 s on the leader only
+            wait_for(lambda: len(digests(slack)) >= 1, 60, "the daily digest")
+            time.sleep(35.0)  # another timer round on both workers: still one digest
+            assert len(digests(slack)) == 1, [m.text for m in slack.delivered]
     by_budget: dict[str, set[object]] = {}
     for status in window:
         by_budget.setdefault(str(status["budget"]), set()).add(status["spent_nusd"])
