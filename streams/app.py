@@ -379,13 +379,20 @@ class Pipeline:
 
     async def _stored_state(self, budget: Budget, now: datetime) -> LedgerState | None:
         """The period-to-date spend of a budget another worker owns, from ClickHouse."""
+        groups = await self._stored_groups(budget, now, before=now)
+        return None if groups is None else seed_state(budget, groups, now)
+
+    async def _stored_groups(
+        self, budget: Budget, now: datetime, *, before: datetime
+    ) -> list[tuple[dict[str, Any], int, int]] | None:
+        """The budget's current-period spend stored in ClickHouse (rows ingested before
+        ``before``), or None when ClickHouse cannot be read."""
         start, end = period_bounds(budget, now)
         try:
-            groups = await self.runtime.stored_spend(start, end, before=now)
+            return await self.runtime.stored_spend(start, end, before=before)
         except Exception:
-            log.exception("budget %s: cannot read stored spend for the digest", budget.name)
+            log.exception("budget %s: cannot read stored spend from ClickHouse", budget.name)
             return None
-        return seed_state(budget, groups, now)
 
     async def _publish_status(self) -> None:
         """Publish budget status: changed budgets every tick, every budget at least every
@@ -431,11 +438,9 @@ class Pipeline:
         continue from the spend earlier workers stored in ClickHouse for the current period.
         Only rows ingested before this worker started count, so nothing is counted twice."""
         now = _now()
-        start, end = period_bounds(budget, now)
-        try:
-            groups = await self.runtime.stored_spend(start, end, before=self.started_at)
-        except Exception:  # ClickHouse unreadable: count from zero rather than stall budgets
-            log.exception("budget %s: cannot read stored spend; counting from zero", budget.name)
+        groups = await self._stored_groups(budget, now, before=self.started_at)
+        if groups is None:  # ClickHouse unreadable: count from zero rather than stall budgets
+            log.warning("budget %s: counting from zero", budget.name)
             groups = []
         state = seed_state(budget, groups, now)
         stale = self._stale.pop(budget.name, None)

@@ -29,6 +29,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 import orjson
+from clickhouse_connect.driver.binding import format_query_value
 
 from schemas.alerts import Alert
 from streams.detect.bucket import MinuteBucket, minute_index, minute_start
@@ -39,7 +40,7 @@ IntArray = npt.NDArray[np.int64]
 SPEND, REQUESTS, ERRORS, TOKENS, EXPENSIVE_SPEND, EXPENSIVE_REQUESTS = range(6)
 
 _WINDOW = "minute >= toDateTime({first}, 'UTC') AND minute < toDateTime({end}, 'UTC')"
-_MODELS_SQL = "SELECT DISTINCT model FROM spend_by_minute WHERE " + _WINDOW
+_MODELS_SQL = "SELECT DISTINCT model FROM spend_by_minute WHERE {window}"
 # Per (minute, provider, model) group first, so the expensive rule sees one model's average
 # price per token, as close to the live per-call rule as a rollup gets.
 _MINUTES_SQL = """
@@ -146,17 +147,13 @@ def _window(first: int, end: int) -> str:
     return _WINDOW.format(first=first * 60, end=end * 60)
 
 
-def _quote(text: str) -> str:
-    return "'" + text.replace("\\", "\\\\").replace("'", "\\'") + "'"
-
-
 def expensive_sql(settings: DetectSettings, pattern_models: Iterable[str]) -> str:
     """The per-group expensive rule as a ClickHouse boolean expression over ``model``,
     ``tok`` and ``cost`` (the same integer comparison as ``ExpensiveRule``)."""
     rules = []
     models = sorted(set(pattern_models))
     if models:
-        rules.append(f"model IN ({', '.join(_quote(m) for m in models)})")
+        rules.append(f"model IN {format_query_value(tuple(models))}")
     if settings.expensive_nusd_per_mtok > 0:
         rules.append(
             f"(tok > 0 AND toInt128(cost) * 1000000 >= "
@@ -172,7 +169,7 @@ def read_history(
     first, end = history_window(settings, now)
     patterns: list[str] = []
     if settings.expensive_models:
-        models = query_np(_MODELS_SQL.format(first=first * 60, end=end * 60))
+        models = query_np(_MODELS_SQL.format(window=_window(first, end)))
         # one column comes back as a plain array, several as a structured one
         for model in models["model"] if models.dtype.names else models.ravel():
             name = str(model) or "(none)"

@@ -303,8 +303,7 @@ class SpikeMonitor:
         dense[TOKENS, cols] = v[H.TOKENS]
         with np.errstate(invalid="ignore", divide="ignore"):
             dense[MIX, cols] = np.where(requests > 0, v[H.EXPENSIVE_REQUESTS] / requests, np.nan)
-        st.ring.last = start - 1 if start > first else None
-        st.ring.put_many(start, dense)
+        st.ring.put_many(start, dense)  # a fresh ring: its first write may start anywhere
         st.resid.fill(max(start, last - st.resid.capacity + 1), last + 1, [math.nan],
                       excluded=False)  # fmt: skip
         traffic = minutes[values[H.REQUESTS] > 0]

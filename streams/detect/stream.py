@@ -16,6 +16,7 @@ a service it does not see, so it never resolves one that another worker is follo
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterable, Mapping
 from datetime import datetime, timedelta
 from typing import Any
@@ -26,6 +27,8 @@ from streams.detect.history import ServiceHistory
 from streams.detect.minutes import MinuteAggregator
 from streams.detect.monitor import SpikeMonitor
 from streams.detect.settings import DetectSettings
+
+log = logging.getLogger("spendwatch.detect")
 
 HISTORY_TTL = timedelta(minutes=30)
 
@@ -43,7 +46,6 @@ class DetectStream:
         self.seeded_minutes = 0
         self._open: dict[str, list[Alert]] = {}
         self.restored_alerts = 0
-        self.unrestored_alerts = 0  # open alerts whose episode lies outside the history
 
     def load_history(
         self,
@@ -73,7 +75,12 @@ class DetectStream:
             if self.monitor.restore(alert):
                 self.restored_alerts += 1
             else:
-                self.unrestored_alerts += 1
+                log.warning(
+                    "detector alert %s (%s) cannot be continued: its episode starts before the "
+                    "stored history; it stays open",
+                    alert.alert_id,
+                    alert.title,
+                )
 
     def _seed(self, service: str, history: ServiceHistory, before: int) -> None:
         loaded = self.monitor.seed_history(service, history, before=before)
