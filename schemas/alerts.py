@@ -82,6 +82,14 @@ class Alert:
         if self.fired_at.tzinfo is None:
             raise ValueError("Alert.fired_at must be timezone-aware")
 
+    @property
+    def routing_key(self) -> bytes:
+        """The alerts topic key: what must meet in one place. A budget's alerts (50/80/95/100 %,
+        forecast, overrides) share the budget, so grouping and inhibition see all of them on one
+        worker; a service's detector alerts share the service."""
+        key = self.labels.get("budget") or self.labels.get("service") or self.alert_id
+        return key.encode()
+
     def to_dict(self) -> dict[str, Any]:
         data = asdict(self)
         data["fired_at"] = self.fired_at.isoformat()

@@ -9,7 +9,8 @@ worker. Bind it to 127.0.0.1: it has no authentication.
   read-only rule refuses, ``{"error", "code"}`` for one ClickHouse refuses; 503 when
   ClickHouse is unreachable; 413 for a body over 1 MiB.
 * ``GET /health`` - 200 ``{"status": "ok", ...}`` plus whatever the ``health`` callback adds
-  (sink stats, lag), 503 ``{"status": "unavailable"}`` when ClickHouse does not answer.
+  (components, sink stats, lag); 503 when ClickHouse does not answer (``"unavailable"``) or
+  the callback reports another status (e.g. ``"crashed"``).
 
 Queries run in worker threads (``asyncio.to_thread``), at most ``max_concurrent`` at once.
 """
@@ -94,7 +95,9 @@ async def _health(request: web.Request) -> web.Response:
             body.update(health())
         except Exception as exc:  # a broken health hook must not hide the answer
             body["health_error"] = str(exc)
-    return _json(body, 200 if alive else 503)
+    if not alive:
+        body["status"] = "unavailable"
+    return _json(body, 200 if body["status"] == "ok" else 503)
 
 
 def make_app(

@@ -107,28 +107,11 @@ class TansuBroker:
 async def create_topics(
     bootstrap_servers: str, topics: list[str] | tuple[str, ...], partitions: int = 1
 ) -> None:
-    """Create topics that do not exist yet (idempotent), with ``streams.topics.TOPIC_CONFIGS``."""
-    from aiokafka.admin import AIOKafkaAdminClient, NewTopic
-    from aiokafka.errors import TopicAlreadyExistsError
+    """Create topics that do not exist yet (idempotent), each with its ``streams.topics``
+    settings; for tests and tools that prepare a broker before a worker starts."""
+    from streams.admin import ensure_topics
+    from streams.topics import SPECS, TopicSpec
 
-    from streams.topics import TOPIC_CONFIGS
-
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap_servers)
-    await admin.start()
-    try:
-        existing = set(await admin.list_topics())
-        new = [
-            NewTopic(
-                name=t,
-                num_partitions=partitions,
-                replication_factor=1,
-                topic_configs=TOPIC_CONFIGS.get(t, {}),
-            )
-            for t in topics
-            if t not in existing
-        ]
-        if new:
-            with contextlib.suppress(TopicAlreadyExistsError):
-                await admin.create_topics(new)
-    finally:
-        await admin.close()
+    known = {spec.name: spec for spec in SPECS}
+    specs = [known.get(name) or TopicSpec(name) for name in topics]
+    await ensure_topics(bootstrap_servers, specs, partitions)

@@ -52,37 +52,64 @@ def check_bootstrap(value: object, path: str) -> str:
     return value.strip()
 
 
+def _int_in(section: dict[str, Any], key: str, default: int, low: int, high: int, path: str) -> int:
+    value = section.get(key, default)
+    if not isinstance(value, int) or isinstance(value, bool) or not low <= value <= high:
+        raise ConfigError(f"{path}.{key}", f"must be an integer from {low} to {high}")
+    return value
+
+
 @dataclass(frozen=True, slots=True)
 class KafkaSettings:
-    """Broker connection and topic layout for the worker."""
+    """Broker connection and topic layout for the worker.
+
+    ``partitions``: partitions of the topics the worker creates. ``consumer_group``: the hot
+    path's consumer group (the usage topic). ``max_batch_records``: records per hot-path
+    batch. ``export_priced``: also publish every priced event to ``spendwatch.priced.v1``.
+    """
 
     bootstrap_servers: str = "127.0.0.1:9092"
     partitions: int = 1
     consumer_group: str = "spendwatch-worker"
     fetch_max_wait_ms: int = 100
+    max_batch_records: int = 5000
+    session_timeout_ms: int = 10_000
+    replication_factor: int = 1
+    export_priced: bool = False
 
     @classmethod
     def from_config(cls, section: dict[str, Any], path: str = "kafka") -> KafkaSettings:
         _no_unknown(
             section,
-            {"bootstrap_servers", "partitions", "consumer_group", "fetch_max_wait_ms"},
+            {
+                "bootstrap_servers",
+                "partitions",
+                "consumer_group",
+                "fetch_max_wait_ms",
+                "max_batch_records",
+                "session_timeout_ms",
+                "replication_factor",
+                "export_priced",
+            },
             path,
         )
         raw = os.environ.get(ENV_BOOTSTRAP) or section.get("bootstrap_servers", "127.0.0.1:9092")
-        partitions = section.get("partitions", 1)
-        if (
-            not isinstance(partitions, int)
-            or isinstance(partitions, bool)
-            or not 1 <= partitions <= 256
-        ):
-            raise ConfigError(f"{path}.partitions", "must be an integer from 1 to 256")
         group = section.get("consumer_group", "spendwatch-worker")
         if not isinstance(group, str) or not group:
             raise ConfigError(f"{path}.consumer_group", "must be a non-empty string")
-        wait = section.get("fetch_max_wait_ms", 100)
-        if not isinstance(wait, int) or isinstance(wait, bool) or not 1 <= wait <= 10_000:
-            raise ConfigError(f"{path}.fetch_max_wait_ms", "must be an integer from 1 to 10000")
-        return cls(check_bootstrap(raw, f"{path}.bootstrap_servers"), partitions, group, wait)
+        export = section.get("export_priced", False)
+        if not isinstance(export, bool):
+            raise ConfigError(f"{path}.export_priced", "must be true or false")
+        return cls(
+            check_bootstrap(raw, f"{path}.bootstrap_servers"),
+            _int_in(section, "partitions", 1, 1, 256, path),
+            group,
+            _int_in(section, "fetch_max_wait_ms", 100, 1, 10_000, path),
+            _int_in(section, "max_batch_records", 5000, 1, 20_000, path),
+            _int_in(section, "session_timeout_ms", 10_000, 3000, 300_000, path),
+            _int_in(section, "replication_factor", 1, 1, 16, path),
+            export,
+        )
 
 
 @dataclass(frozen=True, slots=True)
@@ -93,10 +120,25 @@ class WorkerSettings:
     http_port: int = 8787
     state_dir: Path = DEFAULT_STATE_DIR
     status_interval_s: float = 1.0
+    dedupe_window_s: int = 3600
+    dedupe_max_ids: int = 1_000_000
+    max_clock_skew_s: int = 300
 
     @classmethod
     def from_config(cls, section: dict[str, Any], path: str = "worker") -> WorkerSettings:
-        _no_unknown(section, {"http_host", "http_port", "state_dir", "status_interval_s"}, path)
+        _no_unknown(
+            section,
+            {
+                "http_host",
+                "http_port",
+                "state_dir",
+                "status_interval_s",
+                "dedupe_window_s",
+                "dedupe_max_ids",
+                "max_clock_skew_s",
+            },
+            path,
+        )
         port = section.get("http_port", 8787)
         if not isinstance(port, int) or isinstance(port, bool) or not 0 <= port <= 65535:
             raise ConfigError(f"{path}.http_port", "must be an integer from 0 to 65535")
@@ -107,7 +149,15 @@ class WorkerSettings:
         interval = section.get("status_interval_s", 1.0)
         if not isinstance(interval, int | float) or isinstance(interval, bool) or interval <= 0:
             raise ConfigError(f"{path}.status_interval_s", "must be a positive number of seconds")
-        return cls(host, port, Path(state), float(interval))
+        return cls(
+            host,
+            port,
+            Path(state),
+            float(interval),
+            _int_in(section, "dedupe_window_s", 3600, 60, 7 * 86400, path),
+            _int_in(section, "dedupe_max_ids", 1_000_000, 10_000, 100_000_000, path),
+            _int_in(section, "max_clock_skew_s", 300, 0, 86400, path),
+        )
 
 
 @dataclass(frozen=True)

@@ -1,67 +1,45 @@
-"""Ingest: raw bytes from the usage topic → a priced event, or a dead letter with its reason.
+"""What the hot path publishes besides rows and deltas: dead letters and unpriced alerts.
 
-Pure functions of ``(raw, now)``; the agent in ``streams.app`` only moves their results to
-topics. Nothing here touches the network or the clock.
+Pure functions of their inputs; nothing here touches the network or the clock.
 """
 
 from __future__ import annotations
 
 import base64
-from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, Protocol
+
+import orjson
 
 from schemas.alerts import Alert, alert_id_for
-from schemas.events import Rejection, validate_event
-from streams.pricing import Pricer
 
 
-@dataclass(frozen=True, slots=True)
-class DeadLetter:
-    """An event the pipeline refused, with the reason and the original bytes (never dropped)."""
-
-    reason_code: str
-    reason: str
-    original: bytes
+class LetterLike(Protocol):
     topic: str
     partition: int
     offset: int
     key: bytes | None
-    received_at: datetime
+    reason_code: str
+    reason: str
+    original: bytes
 
-    def to_dict(self) -> dict[str, Any]:
-        return {
+
+def dead_letter_message(letter: LetterLike, received_at: datetime) -> bytes:
+    """The ``spendwatch.deadletter.v1`` message of a refused record: the reason and the
+    original bytes (base64), so nothing is dropped silently."""
+    return orjson.dumps(
+        {
             "schema_version": 1,
-            "reason_code": self.reason_code,
-            "reason": self.reason,
-            "original_b64": base64.b64encode(self.original).decode(),
-            "topic": self.topic,
-            "partition": self.partition,
-            "offset": self.offset,
-            "key": self.key.decode("utf-8", "replace") if self.key is not None else None,
-            "received_at": self.received_at.isoformat(),
+            "reason_code": letter.reason_code,
+            "reason": letter.reason,
+            "original_b64": base64.b64encode(letter.original).decode(),
+            "topic": letter.topic,
+            "partition": letter.partition,
+            "offset": letter.offset,
+            "key": letter.key.decode("utf-8", "replace") if letter.key is not None else None,
+            "received_at": received_at.isoformat(),
         }
-
-
-def price_event(
-    raw: bytes, pricer: Pricer, now: datetime
-) -> tuple[dict[str, Any] | None, Rejection | None]:
-    """Validate and price one raw usage event.
-
-    Returns ``(priced_event_dict, None)`` or ``(None, rejection)``. The priced dict is the
-    original event plus ``cost_nusd``, ``avoided_cost_nusd``, ``cost_source``,
-    ``unpriced_reason`` and ``ingested_at`` (the ``PricedEvent`` record's fields).
-    """
-    event, rejection = validate_event(raw)
-    if event is None:
-        return None, rejection
-    result = pricer.price(event)
-    event["cost_nusd"] = result.cost_nusd
-    event["avoided_cost_nusd"] = result.avoided_cost_nusd
-    event["cost_source"] = result.source
-    event["unpriced_reason"] = result.unpriced_reason
-    event["ingested_at"] = now.isoformat()
-    return event, None
+    )
 
 
 def unpriced_alert(event: dict[str, Any], now: datetime) -> Alert:

@@ -9,11 +9,10 @@ before the worker shuts down: it flushes every sink and closes the notifiers.
 from __future__ import annotations
 
 import asyncio
-import base64
 import logging
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import UTC, date, datetime
-from typing import Any
+from typing import Any, TypeVar
 
 from alerting.delivery import AlertDispatcher
 from alerting.digest import BudgetLine
@@ -26,21 +25,24 @@ from sinks.client import make_client
 from sinks.http_endpoint import start_sql_endpoint
 from sinks.migrate import migrate_async
 from streams.config import Settings
-from streams.digest import build_summary, ch_time
+from streams.digest import build_summary
 from streams.health import SINK_FAILURES_TO_ALERT, sink_health_alert
 
 log = logging.getLogger("spendwatch.runtime")
+T = TypeVar("T")
 
 
 class Runtime:
     """ClickHouse sinks, the SQL endpoint and the alert dispatcher of one worker."""
 
-    def __init__(self, settings: Settings) -> None:
+    def __init__(
+        self, settings: Settings, health: Callable[[], dict[str, Any]] | None = None
+    ) -> None:
         self.settings = settings
+        self.health = health
         self.ready = asyncio.Event()
         self.client: Any = None
         self.query_client: Any = None
-        self.usage_sink: ClickHouseSink | None = None
         self.deadletter_sink: ClickHouseSink | None = None
         self.alert_sink: ClickHouseSink | None = None
         self.delivery_sink: ClickHouseSink | None = None
@@ -61,11 +63,10 @@ class Runtime:
                 self.client, spec, ch, on_dead_letter=self._sink_dead_letters
             )
 
-        self.usage_sink = sink(rows.USAGE_EVENTS)
         self.deadletter_sink = sink(rows.DEADLETTER)
         self.alert_sink = sink(rows.ALERTS)
         self.delivery_sink = sink(rows.ALERT_DELIVERIES)
-        for s in (self.usage_sink, self.deadletter_sink, self.alert_sink, self.delivery_sink):
+        for s in self.sinks:
             await s.open()
         self.dispatcher = AlertDispatcher.from_settings(
             self.settings.alerting,
@@ -75,7 +76,9 @@ class Runtime:
         w = self.settings.worker
         # The endpoint gets its own read-only client: queries never queue behind inserts.
         self.query_client = await asyncio.to_thread(make_client, ch, read_only=True)
-        self._endpoint = await start_sql_endpoint(self.query_client, w.http_host, w.http_port)
+        self._endpoint = await start_sql_endpoint(
+            self.query_client, w.http_host, w.http_port, health=self.health
+        )
         self.ready.set()
         log.info(
             "worker ready: ClickHouse %s, SQL endpoint %s:%s",
@@ -91,46 +94,23 @@ class Runtime:
         self._stopped = True
         if self.dispatcher is not None:
             await self.dispatcher.close()
-        for s in (self.usage_sink, self.deadletter_sink, self.alert_sink, self.delivery_sink):
-            if s is not None:
-                await s.close()
+        for s in self.sinks:
+            await s.close()
         if self._endpoint is not None:
             await self._endpoint.stop()
         for client in (self.query_client, self.client):
             if client is not None:
                 await asyncio.to_thread(client.close)
 
-    # -- writers (each returns once the rows are durably in ClickHouse) -----------------------
-    async def write_usage(self, events: Sequence[dict[str, Any]]) -> None:
-        assert self.usage_sink is not None
-        letters = []
-        for event in events:
-            try:
-                row = rows.usage_row(event)
-            except rows.RowError as exc:
-                letters.append(self._letter_for(event, "row_refused", str(exc)))
-                continue
-            await self.usage_sink.add(row)
-        await self.usage_sink.flush()
-        if letters:
-            await self.write_deadletters(letters)
+    @property
+    def sinks(self) -> list[ClickHouseSink]:
+        return [
+            s for s in (self.deadletter_sink, self.alert_sink, self.delivery_sink) if s is not None
+        ]
 
-    async def write_deadletters(self, letters: Sequence[dict[str, Any]]) -> None:
-        assert self.deadletter_sink is not None
-        for letter in letters:
-            await self.deadletter_sink.add(
-                rows.deadletter_row(
-                    received_at=datetime.fromisoformat(letter["received_at"]),
-                    topic=letter["topic"],
-                    partition=letter["partition"],
-                    offset=letter["offset"],
-                    reason_code=letter["reason_code"],
-                    reason=letter["reason"],
-                    original=base64.b64decode(letter["original_b64"]),
-                    key=letter.get("key"),
-                )
-            )
-        await self.deadletter_sink.flush()
+    async def read(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+        """Run a blocking read ``fn(query_client, *args)`` in a worker thread."""
+        return await asyncio.to_thread(fn, self.query_client, *args, **kwargs)
 
     async def handle_alerts(self, alerts: Sequence[Alert], now: datetime) -> None:
         """Hand alerts to the dispatcher (durable in its delivery log), then record them in
@@ -150,34 +130,11 @@ class Runtime:
         itself waits on ClickHouse while ClickHouse is down.
         """
         assert self.dispatcher is not None
-        for sink in (self.usage_sink, self.deadletter_sink, self.alert_sink, self.delivery_sink):
-            if sink is None:
-                continue
+        for sink in self.sinks:
             failing = sink.stats.consecutive_failures >= SINK_FAILURES_TO_ALERT
             alert = sink_health_alert(sink.name, sink.stats, self._sink_episodes, now, failing)
             if alert is not None:
                 await self.dispatcher.submit(alert, now)
-
-    async def stored_spend(
-        self, start: datetime, end: datetime, before: datetime
-    ) -> list[tuple[dict[str, Any], int, int]]:
-        """Spend stored in ClickHouse with event time in ``[start, end)`` and ingested before
-        ``before`` (i.e. by an earlier worker), grouped by service, provider, model and tags:
-        ``(dimensions, cost_nusd, events)``. Used to rebuild a lost budget ledger."""
-        sql = (
-            "SELECT service, provider, model, tags, sum(cost_nusd), count() FROM usage_events "
-            f"WHERE ts >= {ch_time(start)} AND ts < {ch_time(end)} "
-            f"AND ingested_at < {ch_time(before)} GROUP BY service, provider, model, tags"
-        )
-        result = await asyncio.to_thread(self.query_client.query, sql)
-        return [
-            (
-                {"service": svc, "provider": prov or None, "model": model or None, "tags": tags},
-                int(cost),
-                int(events),
-            )
-            for svc, prov, model, tags, cost, events in result.result_rows
-        ]
 
     async def send_digest(
         self, day: date, timezone: str, budgets: tuple[BudgetLine, ...], now: datetime
@@ -235,18 +192,3 @@ class Runtime:
                 )
             )
         await self.deadletter_sink.flush()
-
-    @staticmethod
-    def _letter_for(event: dict[str, Any], code: str, reason: str) -> dict[str, Any]:
-        import orjson
-
-        return {
-            "received_at": datetime.now(UTC).isoformat(),
-            "topic": "spendwatch.priced.v1",
-            "partition": -1,
-            "offset": -1,
-            "reason_code": code,
-            "reason": reason,
-            "original_b64": base64.b64encode(orjson.dumps(event)).decode(),
-            "key": event.get("service"),
-        }

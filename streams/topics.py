@@ -1,21 +1,52 @@
-"""Topic names. One place, so the SDK docs, the worker and the tests agree."""
+"""Topic names and layout. One place, so the SDK docs, the worker and the tests agree.
+
+The worker creates every topic it uses at start-up (``streams.admin.ensure_topics``) with
+these settings and checks those that exist; auto-created topics are never relied on.
+"""
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
 from typing import Final
 
 USAGE: Final = "spendwatch.usage.v1"  # key = service, raw JSON usage events from the SDK
-PRICED: Final = "spendwatch.priced.v1"  # key = service, PricedEvent JSON
 DEADLETTER: Final = "spendwatch.deadletter.v1"  # key = None, {reason, original(base64), ...}
-BUDGET_SPEND: Final = "spendwatch.budget-spend.v1"  # key = budget, one row per (event, budget)
-ALERTS: Final = "spendwatch.alerts.v1"  # key = alert_id, Alert JSON
+BUDGET_DELTAS: Final = "spendwatch.budget-deltas.v1"  # key = budget, one per (budget, batch)
+ALERTS: Final = "spendwatch.alerts.v1"  # key = what must meet (budget, service), Alert JSON
 BUDGET_STATUS: Final = "spendwatch.budget-status.v1"  # key = budget, BudgetStatus JSON
 CONTROL: Final = "spendwatch.control.v1"  # key = budget, operator overrides
+META: Final = "spendwatch.meta.v1"  # the usage epoch (see streams.epoch)
+PRICED: Final = "spendwatch.priced.v1"  # key = service, priced events (optional export)
 
-ALL: Final = (USAGE, PRICED, DEADLETTER, BUDGET_SPEND, ALERTS, BUDGET_STATUS, CONTROL)
 
-# Per-topic settings used when spendwatch creates the topics. The status topic keeps only the
-# latest record per budget on a broker that compacts (Kafka); Tansu accepts and ignores it.
-TOPIC_CONFIGS: Final[dict[str, dict[str, str]]] = {
-    BUDGET_STATUS: {"cleanup.policy": "compact"},
-}
+@dataclass(frozen=True, slots=True)
+class TopicSpec:
+    """How spendwatch creates a topic and what it needs of one that exists.
+
+    ``partitions`` is a fixed count, or ``None`` for the configured ``[kafka] partitions``.
+    Topics with the same ``group`` must have the same partition count: the worker's Faust
+    consumer assigns partition *i* of each of them to one worker, which is how an override
+    on ``control`` reaches the worker that holds the budget's ledger (``budget-deltas``).
+    """
+
+    name: str
+    partitions: int | None = None
+    configs: dict[str, str] = field(default_factory=dict)
+    group: str | None = None
+
+
+_COMPACT: Final = {"cleanup.policy": "compact"}
+
+SPECS: Final[tuple[TopicSpec, ...]] = (
+    TopicSpec(USAGE),
+    TopicSpec(DEADLETTER),
+    TopicSpec(BUDGET_DELTAS, group="budgets"),
+    TopicSpec(CONTROL, group="budgets"),
+    TopicSpec(ALERTS, group="budgets"),
+    # Only the latest record per budget matters; Tansu accepts and ignores compaction.
+    TopicSpec(BUDGET_STATUS, configs=_COMPACT),
+    TopicSpec(META, partitions=1, configs={**_COMPACT, "retention.ms": "-1"}),
+)
+EXPORT_SPECS: Final[tuple[TopicSpec, ...]] = (TopicSpec(PRICED),)
+
+ALL: Final = tuple(spec.name for spec in SPECS)

@@ -8,7 +8,6 @@ order: traffic, drain, worker, broker — each by its PID, so nothing is left be
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import os
 import signal
@@ -23,8 +22,7 @@ from pathlib import Path
 import orjson
 
 from alerting.state import DELIVERY_LOG_FILE
-from streams import topics
-from streams.broker import TansuBroker, create_topics, free_port, stop_process
+from streams.broker import TansuBroker, free_port, stop_process
 from streams.config import DEFAULT_CONFIG, ENV_BOOTSTRAP, ENV_CONFIG, ENV_STATE_DIR, load_settings
 
 
@@ -96,7 +94,6 @@ def run_up(
             f"broker (Tansu) on {broker.bootstrap_servers}, "
             f"pid {broker.process.pid if broker.process else '?'}"
         )
-        asyncio.run(create_topics(broker.bootstrap_servers, topics.ALL, settings.kafka.partitions))
         if demo:
             # The embedded broker starts empty, so the stream's budget ledgers do too: a demo
             # run starts a fresh alert delivery log to match, or a second run on the same day

@@ -33,9 +33,13 @@ def unix_minute(ts: datetime) -> int:
 
 def record_burn(state: LedgerState, ts: datetime, cost_nusd: int) -> None:
     """Add ``cost_nusd`` to the minute of ``ts`` and drop samples older than the window."""
+    record_burn_minute(state, unix_minute(ts), cost_nusd)
+
+
+def record_burn_minute(state: LedgerState, minute: int, cost_nusd: int) -> None:
+    """:func:`record_burn` for a Unix minute already known."""
     if cost_nusd == 0:
         return
-    minute = unix_minute(ts)
     oldest = minute - FORECAST_WINDOW_S // 60 + 1
     burn = state.burn
     if burn and burn[-1][0] == minute:

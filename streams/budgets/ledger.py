@@ -39,6 +39,9 @@ class LedgerState:
     - override: a raised limit in force until ``override_until``.
     - ``late_events`` / ``late_nusd``: events older than the current period (counted, not
       added: their period is closed; they are in ClickHouse all the same).
+    - ``positions``: ``{"<epoch>:<partition>": offset}``, the last usage-topic offset counted
+      per partition: a delta's events at or below it are already in ``spent_nusd`` (from an
+      earlier delta, or from the ClickHouse snapshot the ledger was seeded with).
     """
 
     budget: str
@@ -67,6 +70,7 @@ class LedgerState:
     override_by: str = ""
     late_events: int = 0
     late_nusd: int = 0
+    positions: dict[str, int] = field(default_factory=dict)
     schema_version: int = STATE_VERSION
 
     def effective_limit(self, base_limit_nusd: int, now: datetime) -> int:
@@ -121,6 +125,8 @@ class LedgerState:
                 value = list(value)
             elif name == "burn":
                 value = [list(sample) for sample in value]
+            elif name == "positions":
+                value = dict(value)
             elif name == "tallies":
                 value = {dim: dict(names) for dim, names in value.items()}
             kwargs[name] = value

@@ -48,13 +48,20 @@ class Match:
     models: tuple[str, ...] = ()
     tags: tuple[tuple[str, str], ...] = ()
 
-    def matches(self, event: dict[str, Any]) -> bool:
+    def matches(self, event: dict[str, Any], *, tags_only: bool = False) -> bool:
+        """Whether ``event`` (a dict with service, provider, model, tags) is in scope;
+        ``tags_only`` checks the tag patterns alone (the rest was checked already)."""
+        if tags_only:
+            return self._tags_match(event)
         if self.services and not _pattern_matches(self.services, event.get("service")):
             return False
         if self.providers and not _pattern_matches(self.providers, event.get("provider")):
             return False
         if self.models and not _pattern_matches(self.models, event.get("model")):
             return False
+        return self._tags_match(event)
+
+    def _tags_match(self, event: dict[str, Any]) -> bool:
         if self.tags:
             tags = event.get("tags") or {}
             for key, pattern in self.tags:
@@ -102,6 +109,10 @@ class Threshold:
 
     def crossed(self, spent_nusd: int, limit_nusd: int) -> bool:
         return spent_nusd * self._den >= limit_nusd * self._num
+
+    def amount(self, limit_nusd: int) -> int:
+        """The least spend that crosses this threshold at ``limit_nusd``."""
+        return -(-limit_nusd * self._num // self._den)
 
 
 @dataclass(frozen=True)

@@ -22,11 +22,12 @@ threshold is emitted, several at once when one event jumps them.
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from schemas.alerts import Alert, Severity, alert_id_for
-from streams.budgets.forecast import BurnRate, burn_rate, record_burn, unix_minute
+from streams.budgets.delta import BudgetDelta
+from streams.budgets.forecast import BurnRate, burn_rate, record_burn_minute, unix_minute
 from streams.budgets.ledger import LedgerState, new_state
 from streams.budgets.model import Budget, Threshold
 from streams.budgets.periods import bounds_for, period_bounds
@@ -39,6 +40,10 @@ from streams.budgets.render import (
 )
 
 _QUOTA_NAMES = ("requests_per_minute", "tokens_per_minute", "requests_per_day", "tokens_per_day")
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_MICRO = timedelta(microseconds=1)
+_US_PER_MINUTE = 60_000_000
+_NEVER = 2**127
 
 
 def current_state(budget: Budget, state: LedgerState | None, ts: datetime) -> LedgerState:
@@ -98,6 +103,47 @@ def _event_tokens(event: dict[str, Any]) -> int:
     return total
 
 
+def _us(ts: datetime) -> int:
+    return (ts - _EPOCH) // _MICRO
+
+
+def _at(ts_us: int) -> datetime:
+    return _EPOCH + timedelta(microseconds=ts_us)
+
+
+def apply_delta(
+    budget: Budget, state: LedgerState | None, delta: BudgetDelta
+) -> tuple[LedgerState, list[Alert]]:
+    """Count one :class:`BudgetDelta` (the budget's events of one hot-path batch).
+
+    Each event is counted at most once per source position: events whose offset is not past
+    ``state.positions`` for their ``epoch:partition`` are skipped, so a delta sent twice, or
+    one whose rows were already in the ClickHouse snapshot the ledger was seeded from, adds
+    nothing. The delta's contributors are added before its events are counted, so an alert
+    it raises lists them. Returns the ledger (updated in place, or a new one after a period
+    rollover: keep the returned object) and the alerts due, in event order.
+    """
+    positions = state.positions if state is not None else {}
+    prefix = delta.epoch + ":"
+    events: list[tuple[int, int, int]] = []
+    last: dict[str, int] = {}
+    for partition, offset, ts_us, cost, tokens in delta.events():
+        key = prefix + str(partition)
+        if offset <= last.get(key, positions.get(key, -1)):
+            continue
+        last[key] = offset
+        events.append((ts_us, cost, tokens))
+    if not events:
+        return (state if state is not None else current_state(budget, None, _at(0))), []
+    state = current_state(budget, state, _at(events[0][0]))
+    for name, names in delta.tallies.items():
+        for who, cost in names.items():
+            state.add_tally(name, who, cost)
+    state, alerts = _count(budget, state, events)
+    state.positions.update(last)
+    return state, alerts
+
+
 def apply_spend(
     budget: Budget,
     state: LedgerState | None,
@@ -106,15 +152,13 @@ def apply_spend(
     cost_nusd: int,
     ts: datetime,
 ) -> tuple[LedgerState, list[Alert]]:
-    """Count one priced event (already known to match ``budget``) and return the alerts due.
+    """Count one priced event (already known to match ``budget``) and return the alerts due:
+    :func:`apply_delta` for a single event without a source position, plus the per-request
+    limit check (the hot path checks that one itself, per event, with the event at hand).
 
-    Called by the worker for each (event, matching budget), in event order per budget. ``ts``
-    should be the event time, clamped by the caller to the ingest time so a client with a
-    skewed clock cannot roll a period over early. ``state`` is updated in place and returned,
-    or replaced by a new one when ``ts`` is past the period end; keep the returned state.
-    An event older than the current period is counted in ``late_events`` / ``late_nusd`` only.
-
-    Raises ``ValueError`` for a naive ``ts`` or a negative cost.
+    ``ts`` should be the event time, clamped by the caller to the ingest time so a client
+    with a skewed clock cannot roll a period over early. Raises ``ValueError`` for a naive
+    ``ts`` or a negative cost.
     """
     if ts.tzinfo is None or ts.utcoffset() is None:
         raise ValueError("ts must be timezone-aware")
@@ -122,63 +166,142 @@ def apply_spend(
         raise ValueError(f"cost_nusd must not be negative, got {cost_nusd}")
     ts = ts.astimezone(UTC)
     state = current_state(budget, state, ts)
-    if ts < state.period_start:
-        state.late_events += 1
-        state.late_nusd += cost_nusd
-        return state, []
-
-    state.spent_nusd += cost_nusd
-    state.events += 1
-    if state.last_ts is None or ts > state.last_ts:
-        state.last_ts = ts
-    if state.observed_since is None or ts < state.observed_since:
-        state.observed_since = ts
-    if cost_nusd:
-        record_burn(state, ts, cost_nusd)
+    if cost_nusd and ts >= state.period_start:
         _tally(state, event, cost_nusd)
-    if state.override_until is not None and ts >= state.override_until:
-        _clear_override(state)
-    limit = state.effective_limit(budget.limit_nusd, ts)
-
     alerts: list[Alert] = []
-    if budget.per_request_limit_nusd is not None and cost_nusd > budget.per_request_limit_nusd:
-        alerts.append(_per_request_alert(budget, state, event, cost_nusd, ts))
     if (
+        budget.per_request_limit_nusd is not None
+        and cost_nusd > budget.per_request_limit_nusd
+        and ts >= state.period_start
+    ):
+        alerts.append(per_request_alert(budget, state.period_start, event, cost_nusd, ts))
+    state, counted = _count(budget, state, [(_us(ts), cost_nusd, _event_tokens(event))])
+    return state, alerts + counted
+
+
+def _count(
+    budget: Budget, state: LedgerState, events: list[tuple[int, int, int]]
+) -> tuple[LedgerState, list[Alert]]:
+    """Add ``(ts_us, cost_nusd, tokens)`` events in order: the per-event rules of a ledger.
+
+    An event past the period end rolls the ledger over; one before the period start is late
+    (counted in ``late_events`` / ``late_nusd`` only). Thresholds fire at the exact event
+    that crosses them; the forecast is checked at the first event of each UTC minute and at
+    every crossing; quotas count every event.
+    """
+    alerts: list[Alert] = []
+    quotas = bool(
         budget.requests_per_minute
         or budget.tokens_per_minute
         or budget.requests_per_day
         or budget.tokens_per_day
-    ):
-        alerts.extend(_count_quotas(budget, state, event, ts))
-
-    rate: BurnRate | None = None
-    for threshold in budget.thresholds:
-        if not threshold.crossed(state.spent_nusd, limit):
-            break  # thresholds are strictly increasing
-        key = threshold_key(threshold, limit)
-        if key in state.fired:
+    )
+    start_us, end_us = _us(state.period_start), _us(state.period_end)
+    override_us = _us(state.override_until) if state.override_until is not None else None
+    limit = budget.limit_nusd
+    if override_us is not None and state.override_limit_nusd is not None:
+        limit = state.override_limit_nusd
+    next_fire = _next_fire(budget, state, limit)
+    spent = state.spent_nusd
+    counted = 0
+    first_us = last_us = -1
+    burn_minute, burn_nusd = -1, 0
+    for ts_us, cost, tokens in events:
+        if ts_us >= end_us:  # rollover: settle the old period, start the new one
+            state.spent_nusd, state.events = spent, state.events + counted
+            _settle(state, first_us, last_us)
+            record_burn_minute(state, burn_minute, burn_nusd)
+            burn_minute, burn_nusd, counted, first_us, last_us = -1, 0, 0, -1, -1
+            state = current_state(budget, state, _at(ts_us))
+            start_us, end_us = _us(state.period_start), _us(state.period_end)
+            override_us = _us(state.override_until) if state.override_until is not None else None
+            limit = state.effective_limit(budget.limit_nusd, _at(ts_us))
+            next_fire = _next_fire(budget, state, limit)
+            spent = state.spent_nusd
+        if ts_us < start_us:
+            state.late_events += 1
+            state.late_nusd += cost
             continue
-        state.fired.append(key)
-        if rate is None:
-            rate = burn_rate(state, ts)
-        alerts.append(_threshold_alert(budget, state, threshold, limit, ts, rate))
-
-    minute = unix_minute(ts)
-    if (
-        state.spent_nusd < limit
-        and (rate is not None or minute != state.forecast_minute)
-        and str(limit) not in state.forecast_fired
-    ):
-        # Evaluated at the first event of each UTC minute (and whenever a threshold fired):
-        # the rate moves by minute samples, and this keeps the hot path cheap.
-        state.forecast_minute = minute
-        rate = rate or burn_rate(state, ts)
-        if rate.reliable:
-            runout = rate.runout_at(limit - state.spent_nusd)
-            if runout is not None and runout < state.period_end:
-                state.forecast_fired.append(str(limit))
-                alerts.append(_forecast_alert(budget, state, limit, ts, rate, runout))
+        spent += cost
+        counted += 1
+        if first_us < 0 or ts_us < first_us:
+            first_us = ts_us
+        if ts_us > last_us:
+            last_us = ts_us
+        minute = ts_us // _US_PER_MINUTE
+        new_minute = minute != state.forecast_minute
+        if cost:
+            if minute != burn_minute:
+                record_burn_minute(state, burn_minute, burn_nusd)
+                burn_minute, burn_nusd = minute, 0
+            burn_nusd += cost
+        if override_us is not None and ts_us >= override_us:
+            _clear_override(state)
+            override_us = None
+            limit = budget.limit_nusd
+            next_fire = _next_fire(budget, state, limit)
+        if quotas:
+            state.spent_nusd = spent
+            alerts.extend(_count_quotas(budget, state, tokens, _at(ts_us)))
+        crossing = spent >= next_fire
+        if not (crossing or new_minute):
+            continue
+        # The slow path: a threshold crossed, or the first event of a minute (forecast).
+        state.spent_nusd, state.events = spent, state.events + counted
+        counted = 0
+        _settle(state, first_us, last_us)
+        record_burn_minute(state, burn_minute, burn_nusd)
+        burn_minute, burn_nusd = -1, 0
+        ts = _at(ts_us)
+        rate: BurnRate | None = None
+        if crossing:
+            for threshold in budget.thresholds:
+                if not threshold.crossed(spent, limit):
+                    break  # thresholds are strictly increasing
+                key = threshold_key(threshold, limit)
+                if key in state.fired:
+                    continue
+                state.fired.append(key)
+                if rate is None:
+                    rate = burn_rate(state, ts)
+                alerts.append(_threshold_alert(budget, state, threshold, limit, ts, rate))
+            next_fire = _next_fire(budget, state, limit)
+        if (
+            spent < limit
+            and (rate is not None or new_minute)
+            and str(limit) not in state.forecast_fired
+        ):
+            state.forecast_minute = minute
+            rate = rate or burn_rate(state, ts)
+            if rate.reliable:
+                runout = rate.runout_at(limit - spent)
+                if runout is not None and runout < state.period_end:
+                    state.forecast_fired.append(str(limit))
+                    alerts.append(_forecast_alert(budget, state, limit, ts, rate, runout))
+        elif new_minute:
+            state.forecast_minute = minute
+    state.spent_nusd, state.events = spent, state.events + counted
+    _settle(state, first_us, last_us)
+    record_burn_minute(state, burn_minute, burn_nusd)
     return state, alerts
+
+
+def _settle(state: LedgerState, first_us: int, last_us: int) -> None:
+    """Fold the events' time range into ``last_ts`` / ``observed_since``."""
+    if last_us < 0:
+        return
+    if state.last_ts is None or last_us > _us(state.last_ts):
+        state.last_ts = _at(last_us)
+    if state.observed_since is None or first_us < _us(state.observed_since):
+        state.observed_since = _at(first_us)
+
+
+def _next_fire(budget: Budget, state: LedgerState, limit: int) -> int:
+    """The spend at which the lowest threshold not yet fired at ``limit`` is crossed."""
+    for threshold in budget.thresholds:
+        if threshold_key(threshold, limit) not in state.fired:
+            return threshold.amount(limit)
+    return _NEVER
 
 
 def _clear_override(state: LedgerState) -> None:
@@ -309,12 +432,15 @@ def _forecast_alert(
     )
 
 
-def _per_request_alert(
-    budget: Budget, state: LedgerState, event: dict[str, Any], cost_nusd: int, ts: datetime
+def per_request_alert(
+    budget: Budget, period_start: datetime, event: dict[str, Any], cost_nusd: int, ts: datetime
 ) -> Alert:
+    """The alert for one call that cost more than ``budget``'s per-request limit (its id is
+    derived from the budget and the event id, so a replay repeats it, never doubles it)."""
     assert budget.per_request_limit_nusd is not None
     event_id = str(event.get("event_id") or ts.isoformat())
-    labels = _base_labels(budget, state)
+    labels = budget.alert_labels
+    labels["period"] = period_start.isoformat()
     for key in ("service", "provider", "model"):
         value = event.get(key)
         if isinstance(value, str):
@@ -345,10 +471,7 @@ def _per_request_alert(
     )
 
 
-def _count_quotas(
-    budget: Budget, state: LedgerState, event: dict[str, Any], ts: datetime
-) -> list[Alert]:
-    tokens = _event_tokens(event)
+def _count_quotas(budget: Budget, state: LedgerState, tokens: int, ts: datetime) -> list[Alert]:
     minute = unix_minute(ts)
     if state.quota_minute is None or minute > state.quota_minute:
         state.quota_minute = minute

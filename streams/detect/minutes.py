@@ -1,14 +1,20 @@
 """``MinuteAggregator``: priced events -> closed per-service :class:`MinuteBucket` s.
 
-Minutes close by event time: once an event at least ``allowed_lateness_s`` past a minute's
-end has been seen, that minute (for every service) is final and its buckets are returned. An
-event for a minute already closed is *late*: it is counted (``late_events``) and left out of
-detection only; the ClickHouse sink still stores it, so nothing is lost.
+Minutes close by event time, per source partition: once an event at least
+``allowed_lateness_s`` past a minute's end has been seen on a partition, that minute is final
+for every service of the partition and its buckets are returned. Each service's events come
+from one partition (the usage topic is keyed by service), so a partition that lags - a
+backlog, a slow producer - never closes the minutes of services on another one. An event for a
+minute already closed is *late*: counted (``late_events``) and left out of detection only;
+ClickHouse still stores it, so nothing is lost.
 
-When no event at all arrives for two consecutive :meth:`close_until` ticks, the source is
-idle and the wall clock passed to ``close_until`` advances the watermark instead, so a quiet
-pipeline still closes its minutes and a silent service is still noticed. While events keep
-arriving (live or replaying history) only event time counts.
+Event time is the client's clock clamped to the ingest time by the hot path, so a client
+whose clock runs fast cannot move a watermark past the present.
+
+When no event at all arrives on a partition for two consecutive :meth:`close_until` ticks, the
+wall clock passed to ``close_until`` advances its watermark instead, so a quiet pipeline still
+closes its minutes and a silent service is still noticed. While events keep arriving (live or
+replaying history) only event time counts.
 """
 
 from __future__ import annotations
@@ -20,11 +26,13 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from schemas.events import parse_ts
-from streams.detect.bucket import MinuteBucket, minute_index, minute_start
+from streams.detect.bucket import EPOCH, MinuteBucket, minute_start
 from streams.detect.settings import DetectSettings
 
 OTHER = "(other)"
 _IDLE_TICKS = 2
+_US_PER_MINUTE = 60_000_000
+_MICRO = timedelta(microseconds=1)
 
 
 @dataclass(slots=True)
@@ -74,20 +82,28 @@ def _bump(counts: dict[str, int], key: str, amount: int, cap: int, other: str = 
     counts[key] = counts.get(key, 0) + amount
 
 
-class MinuteAggregator:
-    """Sums priced events into per-(service, minute) buckets and closes them by event time.
+@dataclass(slots=True)
+class _Partition:
+    """Event-time progress of one source partition."""
 
-    Not thread-safe; one instance per worker (each service's events come from one partition,
-    as ``spendwatch.priced.v1`` is keyed by service).
+    max_us: int | None = None
+    closed_through: int | None = None  # last closed minute index
+    idle_ticks: int = 0
+    open: dict[tuple[int, str], _Acc] = field(default_factory=dict)
+    services: set[str] = field(default_factory=set)
+
+
+class MinuteAggregator:
+    """Sums priced events into per-(service, minute) buckets and closes them by event time,
+    per source partition (see the module docstring).
+
+    Not thread-safe; one instance per worker.
     """
 
     def __init__(self, settings: DetectSettings | None = None) -> None:
         self.settings = settings or DetectSettings()
-        self._lateness = timedelta(seconds=self.settings.allowed_lateness_s)
-        self._open: dict[tuple[int, str], _Acc] = {}
-        self._closed_through: int | None = None  # last closed minute index
-        self._max_ts: datetime | None = None
-        self._idle_ticks = 0
+        self._lateness_us = int(self.settings.allowed_lateness_s * 1_000_000)
+        self._partitions: dict[int, _Partition] = {}
         self._is_expensive = ExpensiveRule(self.settings)
         self.events = 0
         self.late_events = 0
@@ -96,27 +112,33 @@ class MinuteAggregator:
 
     @property
     def watermark(self) -> datetime | None:
-        """End of the last closed minute: input before it is complete (``None`` at first)."""
-        if self._closed_through is None:
+        """End of the last minute closed on every partition: input before it is complete
+        (``None`` before any partition closed a minute)."""
+        closed = [p.closed_through for p in self._partitions.values()]
+        if not closed or any(c is None for c in closed):
             return None
-        return minute_start(self._closed_through + 1)
+        return minute_start(min(c for c in closed if c is not None) + 1)
 
     @property
     def open_buckets(self) -> int:
-        return len(self._open)
+        return sum(len(p.open) for p in self._partitions.values())
 
-    def add(self, event: Mapping[str, Any]) -> list[MinuteBucket]:
+    def forget_partition(self, partition: int) -> list[str]:
+        """Drop a partition (revoked: another worker has it now); the services it held."""
+        state = self._partitions.pop(partition, None)
+        return sorted(state.services) if state else []
+
+    def add(self, event: Mapping[str, Any], partition: int = 0) -> list[MinuteBucket]:
         """Add one priced event (a ``PricedEvent`` dict); return buckets of minutes it closed.
 
         Never raises for a malformed event: it is counted in ``bad_events`` (with
         ``last_error``) and skipped, as the sink stores every event anyway.
         """
         try:
-            ts = parse_ts(event["ts"])
+            ts_us = (parse_ts(event["ts"]) - EPOCH) // _MICRO
             service = str(event["service"])
             cost = int(event.get("cost_nusd") or 0)
             tokens = int(event.get("input_tokens") or 0) + int(event.get("output_tokens") or 0)
-            failed = event.get("status") == "error"
             tags = event.get("tags") or {}
             if cost < 0 or tokens < 0 or not isinstance(tags, Mapping):
                 raise ValueError("negative cost or tokens, or tags not a map")
@@ -124,70 +146,107 @@ class MinuteAggregator:
             self.bad_events += 1
             self.last_error = f"{type(exc).__name__}: {exc}"[:200]
             return []
-        m = minute_index(ts)
-        if self._closed_through is not None and m <= self._closed_through:
+        return self.add_event(
+            partition,
+            service,
+            ts_us,
+            cost,
+            tokens,
+            str(event.get("model") or event.get("unit") or "(none)"),
+            event.get("provider") or "",
+            event.get("status") == "error",
+            event.get("error_type"),
+            tags,
+        )
+
+    def add_event(
+        self,
+        partition: int,
+        service: str,
+        ts_us: int,
+        cost: int,
+        tokens: int,
+        model: str,
+        provider: str,
+        failed: bool,
+        error_type: str | None,
+        tags: Mapping[str, str] | None,
+    ) -> list[MinuteBucket]:
+        """Add one priced event, fields given (the hot path's form); buckets it closed."""
+        part = self._partitions.get(partition)
+        if part is None:
+            part = self._partitions[partition] = _Partition()
+        m = ts_us // _US_PER_MINUTE
+        if part.closed_through is not None and m <= part.closed_through:
             self.late_events += 1
             return []
         self.events += 1
-        self._idle_ticks = 0
-        acc = self._open.get((m, service))
+        part.idle_ticks = 0
+        acc = part.open.get((m, service))
         if acc is None:
-            acc = self._open[(m, service)] = _Acc()
-        cap = self.settings.max_breakdown_keys
-        model = event.get("model") or event.get("unit") or "(none)"
-        provider = event.get("provider") or ""
+            acc = part.open[(m, service)] = _Acc()
+            part.services.add(service)
+        settings = self.settings
+        cap = settings.max_breakdown_keys
         acc.spend += cost
         acc.requests += 1
         acc.tokens += tokens
-        if self._is_expensive(str(model), cost, tokens):
+        if self._is_expensive(model, cost, tokens):
             acc.expensive += cost
             acc.expensive_requests += 1
-        _bump(acc.by_model, str(model), cost, cap)
-        for key in self.settings.tag_keys:
-            value = tags.get(key)
-            if value is not None:
-                _bump(acc.by_tag, f"{key}:{value}", cost, cap, f"{key}:{OTHER}")
+        _bump(acc.by_model, model, cost, cap)
+        if tags:
+            for key in settings.tag_keys:
+                value = tags.get(key)
+                if value is not None:
+                    _bump(acc.by_tag, f"{key}:{value}", cost, cap, f"{key}:{OTHER}")
         if (
             provider not in acc.req_by_provider
-            and len(acc.req_by_provider) >= self.settings.max_providers
+            and len(acc.req_by_provider) >= settings.max_providers
         ):
             provider = OTHER  # the same key for requests and errors keeps the rates consistent
         acc.req_by_provider[provider] = acc.req_by_provider.get(provider, 0) + 1
         if failed:
             acc.errors += 1
             acc.err_by_provider[provider] = acc.err_by_provider.get(provider, 0) + 1
-            _bump(acc.err_by_type, str(event.get("error_type") or "(unknown)"), 1, cap)
-        if self._max_ts is None or ts > self._max_ts:
-            self._max_ts = ts
-            return self._close(minute_index(ts - self._lateness) - 1)
+            _bump(acc.err_by_type, error_type or "(unknown)", 1, cap)
+        if part.max_us is None or ts_us > part.max_us:
+            part.max_us = ts_us
+            return self._close(part, (ts_us - self._lateness_us) // _US_PER_MINUTE - 1)
         return []
 
     def close_until(self, now: datetime) -> list[MinuteBucket]:
-        """Periodic tick with the wall clock. If no event arrived during the last two ticks,
-        close every minute that ended at least ``allowed_lateness_s`` before ``now``.
+        """Periodic tick with the wall clock. On each partition where no event arrived during
+        the last two ticks, close every minute that ended at least ``allowed_lateness_s``
+        before ``now``.
 
-        Before the first event nothing is open and no service is known, so the wall clock
-        closes nothing: a worker that starts (or restarts) before its backlog arrives must
-        not declare every minute of that backlog late."""
-        if self._max_ts is None:
-            return []
-        self._idle_ticks += 1
-        if self._idle_ticks < _IDLE_TICKS:
-            return []
-        return self._close(minute_index(now - self._lateness) - 1)
+        Before a partition's first event nothing is open and no service is known, so the wall
+        clock closes nothing there: a worker that starts (or restarts) before its backlog
+        arrives must not declare every minute of that backlog late."""
+        now_us = (now - EPOCH) // _MICRO
+        buckets: list[MinuteBucket] = []
+        for part in self._partitions.values():
+            if part.max_us is None:
+                continue
+            part.idle_ticks += 1
+            if part.idle_ticks >= _IDLE_TICKS:
+                buckets += self._close(part, (now_us - self._lateness_us) // _US_PER_MINUTE - 1)
+        return sorted(buckets, key=lambda b: (b.minute_start, b.service))
 
     def flush(self) -> list[MinuteBucket]:
         """Close every open minute (end of a backfill or shutdown)."""
-        if not self._open:
-            return []
-        return self._close(max(m for m, _ in self._open))
+        buckets: list[MinuteBucket] = []
+        for part in self._partitions.values():
+            if part.open:
+                buckets += self._close(part, max(m for m, _ in part.open))
+        return sorted(buckets, key=lambda b: (b.minute_start, b.service))
 
-    def _close(self, through: int) -> list[MinuteBucket]:
-        if self._closed_through is not None and through <= self._closed_through:
+    def _close(self, part: _Partition, through: int) -> list[MinuteBucket]:
+        if part.closed_through is not None and through <= part.closed_through:
             return []
-        self._closed_through = through
-        ready = sorted(k for k in self._open if k[0] <= through)
-        return [self._bucket(m, service, self._open.pop((m, service))) for m, service in ready]
+        part.closed_through = through
+        ready = sorted(k for k in part.open if k[0] <= through)
+        return [self._bucket(m, service, part.open.pop((m, service))) for m, service in ready]
 
     @staticmethod
     def _bucket(m: int, service: str, acc: _Acc) -> MinuteBucket:

@@ -107,6 +107,21 @@ class DetectStream:
             alerts += self._observe(bucket)
         return alerts
 
+    def observe(self, buckets: list[MinuteBucket]) -> list[Alert]:
+        """Minutes closed by the hot path's ``MinuteAggregator.add_event`` calls."""
+        alerts: list[Alert] = []
+        for bucket in buckets:
+            alerts += self._observe(bucket)
+        return alerts
+
+    def forget_partition(self, partition: int) -> None:
+        """A source partition went to another worker: stop following its services here, so
+        they are not taken for silent (the other worker follows them now)."""
+        for service in self.minutes.forget_partition(partition):
+            forget = getattr(self.monitor, "forget", None)
+            if forget is not None:
+                forget(service)
+
     def tick(self, now: datetime) -> list[Alert]:
         """Periodic (every few seconds) with the wall clock: closes minutes of an idle stream
         and notices services that went silent."""

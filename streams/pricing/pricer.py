@@ -15,16 +15,17 @@ A ``cache_hit`` event costs 0 and records the price in ``avoided_cost_nusd``. A 
 from __future__ import annotations
 
 import logging
-from typing import Any, Final
+from collections.abc import Mapping
+from typing import Any
 
+from schemas.events import UsageEvent, has_tokens
 from schemas.money import usd_to_nusd
 from streams.pricing.catalog import Catalog
-from streams.pricing.rates import TOKEN_FIELDS
 from streams.pricing.result import CATALOG, PRICE_TABLE, SUPPLIED, PriceResult
 from streams.pricing.table import PriceTable
 
 log = logging.getLogger(__name__)
-_TOKEN_FIELDS: Final = frozenset(TOKEN_FIELDS)
+_FIELDS = frozenset(UsageEvent.__struct_fields__)
 
 
 class Pricer:
@@ -37,50 +38,52 @@ class Pricer:
         self.table = table if table is not None else PriceTable()
         self.catalog = Catalog()
 
-    def price(self, event: dict[str, Any]) -> PriceResult:
-        """Price one event as returned by ``schemas.events.validate_event``.
+    def price(self, event: UsageEvent | Mapping[str, Any]) -> PriceResult:
+        """Price one valid event: a :class:`UsageEvent`, or the dict ``validate_event``
+        returns.
 
         Never raises for a valid event: anything that cannot be priced comes back ``unpriced``
         with its reason (and an unexpected failure is logged, not raised), so no event is lost.
         """
         try:
+            if not isinstance(event, UsageEvent):
+                # A struct's constructor does not validate: a dict prices as it is.
+                event = UsageEvent(**{k: v for k, v in event.items() if k in _FIELDS})
             return self._price(event)
         except Exception as exc:  # a bug or an invalid event must not stop the stream
-            log.exception("pricing failed for event %s", event.get("event_id"))
+            log.exception("pricing failed for event %s", getattr(event, "event_id", "?"))
             return PriceResult.unpriced(f"pricing failed: {type(exc).__name__}: {exc}"[:300])
 
-    def _price(self, event: dict[str, Any]) -> PriceResult:
-        cache_hit = event.get("cache_hit", False) is True
-        supplied = event.get("cost_usd")
-        if supplied is not None:
-            return PriceResult.priced(usd_to_nusd(supplied), SUPPLIED, cache_hit=cache_hit)
-        model = event.get("model")
-        unit = event.get("unit")
-        has_tokens = not _TOKEN_FIELDS.isdisjoint(event)
-        if model is not None and (has_tokens or unit is None):
+    def _price(self, event: UsageEvent) -> PriceResult:
+        cache_hit = event.cache_hit is True
+        if event.cost_usd:
+            return PriceResult.priced(usd_to_nusd(event.cost_usd), SUPPLIED, cache_hit=cache_hit)
+        model = event.model
+        unit = event.unit
+        tokens = has_tokens(event)
+        if model and (tokens or not unit):
             return self._price_llm(event, model, cache_hit)
-        if unit is not None:
+        if unit:
             return self._price_unit(event, unit, cache_hit)
-        if has_tokens:
+        if tokens:
             return PriceResult.unpriced("token counts without a model")
         return PriceResult.unpriced("no cost_usd, model or unit to price")
 
-    def _price_llm(self, event: dict[str, Any], model: str, cache_hit: bool) -> PriceResult:
-        prices = self.catalog.lookup(event.get("provider"), model)
+    def _price_llm(self, event: UsageEvent, model: str, cache_hit: bool) -> PriceResult:
+        prices = self.catalog.lookup(event.provider or None, model)
         if isinstance(prices, str):
             return PriceResult.unpriced(prices)
-        get = event.get
-        inp = get("input_tokens", 0)
-        out = get("output_tokens", 0)
-        cache_read = get("cache_read_tokens", 0)
-        cache_write = get("cache_write_tokens", 0)
-        reasoning = get("reasoning_tokens", 0)
+        inp = event.input_tokens or 0
+        out = event.output_tokens or 0
+        cache_read = event.cache_read_tokens or 0
+        cache_write = event.cache_write_tokens or 0
+        reasoning = event.reasoning_tokens or 0
         if cache_read + cache_write > inp or reasoning > out:
-            # genai-prices refuses such usage too; validate_event rejects it before us.
+            # genai-prices refuses such usage too; decoding rejects it before us.
             return PriceResult.unpriced("inconsistent token counts for the catalog price")
-        if not (inp or out) and get("status") == "error":
+        if not (inp or out) and event.status == "error":
             return PriceResult.priced(0, CATALOG, cache_hit=cache_hit)
-        ts = event["ts"]
+        ts = event.ts
         try:
             compiled = prices.compiled_for(ts)
         except ValueError as exc:  # a bad timestamp, or a period genai-prices cannot price
@@ -88,13 +91,13 @@ class Pricer:
         nusd = compiled.rates_for(inp).cost_nusd(inp, out, cache_read, cache_write, reasoning)
         return PriceResult.priced(nusd, CATALOG, cache_hit=cache_hit)
 
-    def _price_unit(self, event: dict[str, Any], unit: str, cache_hit: bool) -> PriceResult:
-        provider = event.get("provider")
-        service = event.get("service")
+    def _price_unit(self, event: UsageEvent, unit: str, cache_hit: bool) -> PriceResult:
+        provider = event.provider or None
+        service = event.service
         entry = self.table.find(unit, provider, service)
         if entry is None:
             if provider is not None:
                 return PriceResult.unpriced(f"no price for unit '{unit}' of provider '{provider}'")
             return PriceResult.unpriced(f"no price for unit '{unit}' of service '{service}'")
-        nusd = entry.cost_nusd(event.get("quantity", "1"))
+        nusd = entry.cost_nusd(event.quantity or "1")
         return PriceResult.priced(nusd, PRICE_TABLE, cache_hit=cache_hit)

@@ -6,11 +6,12 @@ import uuid
 from datetime import UTC, datetime
 from typing import Any
 
+import fastjsonschema
 import orjson
 import pytest
 
 from schemas import events
-from schemas.events import PricedEvent, UsageEvent, parse_ts, validate_event
+from schemas.events import decode_event, parse_ts, validate_event
 
 
 def make(**overrides: Any) -> dict[str, Any]:
@@ -137,11 +138,30 @@ def test_parse_ts_keeps_offsets_exact_and_truncates_nanoseconds() -> None:
         parse_ts("2026-11-23T19:00:00")
 
 
-def test_records_round_trip() -> None:
+def test_struct_round_trip() -> None:
     event = make()
-    record = UsageEvent(**event)
-    assert record.input_tokens == 1200
-    priced = PricedEvent(**event, cost_nusd=4_250_000, cost_source="catalog")
-    again = PricedEvent.loads(priced.dumps())
-    assert again.cost_nusd == 4_250_000
-    assert again.tags == {"team": "growth", "agent": "a-1"}
+    result = decode_event(orjson.dumps(event))
+    assert not isinstance(result, events.Rejection)
+    decoded, ts_us = result
+    assert decoded.input_tokens == 1200
+    assert decoded.to_dict() == event
+    assert ts_us == 1_795_456_800_123_456  # 2026-11-23T18:00:00.123456Z
+
+
+def test_ts_micros_fast_path_equals_the_general_parse() -> None:
+    for ts in ("2026-11-23T18:00:00.123456Z", "2026-11-23T19:00:00.123456+01:00"):
+        assert events.ts_micros(ts) == 1_795_456_800_123_456
+    with pytest.raises(ValueError):
+        events.ts_micros("2026-02-30T00:00:00.000000Z")
+
+
+def test_committed_schema_file_is_the_generated_one() -> None:
+    """The contract has one source: the file is generated from ``UsageEvent``."""
+    assert events.json_schema() == events.generated_json_schema()
+
+
+def test_schema_file_accepts_what_the_decoder_accepts() -> None:
+    validator = fastjsonschema.compile(events.json_schema())
+    validator(make())
+    with pytest.raises(fastjsonschema.JsonSchemaValueException):
+        validator(make(surprise="field"))

@@ -10,7 +10,6 @@ import orjson
 import pytest
 
 from schemas.alerts import Alert, Contributor
-from schemas.events import PricedEvent
 from sinks.rows import (
     ALERT_COLUMNS,
     ALERT_DELIVERY_COLUMNS,
@@ -87,11 +86,6 @@ def test_usage_row_metered_event_keeps_exact_decimals() -> None:
     assert row["quantity"] == Decimal("2.5")
     assert row["supplied_cost_usd"] == Decimal("0.035")
     assert row["model"] == ""
-
-
-def test_usage_row_accepts_faust_record() -> None:
-    record = PricedEvent(**priced())  # type: ignore[arg-type]
-    assert usage_row(record) == usage_row(priced())
 
 
 def test_ingested_at_defaults_to_event_time() -> None:

@@ -1,0 +1,68 @@
+"""Task ``hot-path``: the usage loop (streams/hot/loop.py), once ClickHouse is ready."""
+
+from __future__ import annotations
+
+import logging
+from typing import TYPE_CHECKING
+
+from aiokafka import AIOKafkaProducer
+
+from streams.agents.detect import warm_start
+from streams.hot.batch import BatchBuilder
+from streams.hot.dedupe import StoredIds
+from streams.hot.loop import UsageLoop
+from streams.hot.writer import UsageWriter
+
+if TYPE_CHECKING:
+    from streams.app import Pipeline
+
+log = logging.getLogger("spendwatch.hot")
+
+
+async def run_hot_path(pipeline: Pipeline) -> None:
+    """Build the loop on the worker's ClickHouse client and run it until the worker stops."""
+    settings = pipeline.settings
+    runtime = pipeline.runtime
+    await runtime.ready.wait()
+    await warm_start(pipeline)
+    w = settings.worker
+    builder = BatchBuilder(
+        pricer=pipeline.pricer,
+        budgets=settings.budgets,
+        stored=StoredIds(
+            window_s=w.dedupe_window_s, max_ids=w.dedupe_max_ids, skew_s=w.max_clock_skew_s
+        ),
+        detect=pipeline.detector if settings.detect.enabled else None,
+        ttl_days=settings.clickhouse.ttl_days,
+        export_priced=settings.kafka.export_priced,
+    )
+    builder.epoch = pipeline.epoch
+    ch = settings.clickhouse
+    writer = UsageWriter(
+        runtime.client,
+        retry_initial_s=ch.retry_initial_s,
+        retry_max_s=ch.retry_max_s,
+        fault=pipeline.write_fault,
+    )
+    producer = AIOKafkaProducer(
+        bootstrap_servers=settings.kafka.bootstrap_servers,
+        linger_ms=5,
+        max_request_size=16 * 1024 * 1024,
+        max_batch_size=1024 * 1024,
+    )
+    await producer.start()
+    k = settings.kafka
+    loop = pipeline.hot = UsageLoop(
+        bootstrap_servers=k.bootstrap_servers,
+        group_id=k.consumer_group,
+        builder=builder,
+        writer=writer,
+        producer=producer,
+        max_records=k.max_batch_records,
+        fetch_max_wait_ms=k.fetch_max_wait_ms,
+        session_timeout_ms=k.session_timeout_ms,
+    )
+    try:
+        await loop.run()
+    finally:
+        await producer.stop()

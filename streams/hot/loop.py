@@ -1,0 +1,294 @@
+"""``UsageLoop``: the hot path, an aiokafka consumer-group loop over whole batches.
+
+Each usage event crosses Kafka once inside the worker. Per batch (``getmany``): decode and
+validate, dedupe, price, build rows, feed the detector, check per-request limits
+(:class:`streams.hot.batch.BatchBuilder`); then write ClickHouse, send one budget delta per
+(budget, batch) and the batch's alerts, and only then commit the batch's offsets. Building
+batch *n+1* overlaps writing batch *n* (chDB inserts release the GIL); writes, sends and
+commits stay in batch order.
+
+Rebalances: a revoked partition's in-flight batch is finished and committed before the
+partition goes (the listener waits for it); an assigned partition's dedupe window and the rows
+a crash left past its committed offset are read from ClickHouse before its first record is
+processed. A batch fetched across a rebalance is dropped and fetched again.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRebalanceListener
+from aiokafka.errors import CommitFailedError, IllegalStateError, KafkaError
+from aiokafka.structs import OffsetAndMetadata, TopicPartition
+from tenacity import AsyncRetrying, retry_if_exception_type, stop_never, wait_exponential
+
+from streams import topics
+from streams.budgets.delta import encode_delta
+from streams.hot.batch import Batch, BatchBuilder
+from streams.hot.writer import UsageWriter
+from streams.ingest import dead_letter_message
+
+log = logging.getLogger("spendwatch.hot")
+
+_EPOCH_US = datetime(1970, 1, 1, tzinfo=UTC)
+
+
+def now_us() -> int:
+    return time.time_ns() // 1000
+
+
+@dataclass(slots=True)
+class LoopStats:
+    """Counters for /health and the benchmarks (read, don't write)."""
+
+    batches: int = 0
+    records: int = 0
+    rows: int = 0
+    letters: int = 0
+    repeats: int = 0
+    replayed: int = 0
+    deltas: int = 0
+    alerts: int = 0
+    commit_failures: int = 0
+    last_batch_at: float | None = None
+    lag: dict[int, int] = field(default_factory=dict)
+    assigned: list[int] = field(default_factory=list)
+
+
+class UsageLoop:
+    """Runs the hot path until :meth:`stop`; :meth:`run` raises if it cannot go on."""
+
+    def __init__(
+        self,
+        *,
+        bootstrap_servers: str,
+        group_id: str,
+        builder: BatchBuilder,
+        writer: UsageWriter,
+        producer: AIOKafkaProducer,
+        max_records: int,
+        fetch_max_wait_ms: int,
+        session_timeout_ms: int = 10_000,
+        max_poll_interval_ms: int = 3_600_000,
+        clock_us: Callable[[], int] = now_us,
+    ) -> None:
+        self.builder = builder
+        self.writer = writer
+        self.producer = producer
+        self.max_records = max_records
+        self.clock_us = clock_us
+        self.consumer = AIOKafkaConsumer(
+            bootstrap_servers=bootstrap_servers,
+            group_id=group_id,
+            enable_auto_commit=False,
+            auto_offset_reset="earliest",
+            fetch_max_wait_ms=fetch_max_wait_ms,
+            max_partition_fetch_bytes=8 * 1024 * 1024,
+            fetch_max_bytes=32 * 1024 * 1024,
+            session_timeout_ms=session_timeout_ms,
+            heartbeat_interval_ms=max(500, session_timeout_ms // 5),
+            max_poll_interval_ms=max_poll_interval_ms,
+        )
+        self.stats = LoopStats()
+        self._lock = asyncio.Lock()
+        self._inflight: asyncio.Task[None] | None = None
+        self._generation = 0
+        self._stopping = False
+        self.ready = asyncio.Event()  # set once partitions are assigned and prepared
+        self.stopped = asyncio.Event()
+
+    # -- lifecycle -----------------------------------------------------------------------------
+    async def run(self) -> None:
+        """Consume until :meth:`stop`. Errors nothing can recover from propagate (the worker
+        then stops with the reason, rather than run half-dead)."""
+        await self.consumer.start()
+        self.consumer.subscribe([topics.USAGE], listener=_Listener(self))
+        try:
+            while not self._stopping:
+                generation = self._generation
+                fetched = await self.consumer.getmany(timeout_ms=100, max_records=self.max_records)
+                if not fetched:
+                    await self._settle()
+                    continue
+                async with self._lock:
+                    if self._stopping:
+                        break
+                    if generation != self._generation:
+                        # A rebalance happened while fetching: fetch these records again
+                        # with the state of the new assignment (or not at all if revoked).
+                        assigned = self.consumer.assignment()
+                        for tp, records in fetched.items():
+                            if tp in assigned and records:
+                                self.consumer.seek(tp, records[0].offset)
+                        continue
+                    await self._process([r for rs in fetched.values() for r in rs])
+            await self._settle()
+        finally:
+            await self.consumer.stop()
+            self.stopped.set()
+
+    async def stop(self) -> None:
+        self._stopping = True
+
+    async def _settle(self) -> None:
+        """Wait for the batch in flight (written, sent, committed)."""
+        task, self._inflight = self._inflight, None
+        if task is not None:
+            await task
+
+    # -- one batch -------------------------------------------------------------------------
+    async def _process(self, records: list[Any]) -> None:
+        builder = self.builder
+        decoded = builder.decode(records)
+        unsure = builder.unsure(decoded)
+        existing = await self.writer.lookup(unsure) if unsure else None
+        batch = builder.build(decoded, self.clock_us(), existing)
+        await self._settle()  # batch n-1 is written, sent and committed before n starts
+        self._inflight = asyncio.create_task(self._finish(batch), name="usage-batch")
+
+    async def _finish(self, batch: Batch) -> None:
+        refused = await self.writer.write(batch)
+        if refused:
+            for row in batch.rows:
+                if (row.partition, row.offset) in refused:
+                    window = self.builder.stored.partitions.get(row.partition)
+                    if window is not None:
+                        window.ids.discard(row.key)
+        deltas = [d for b in batch.deltas.values() if (d := b.build(batch.epoch, refused))]
+        await self._send(batch, deltas)
+        await self._commit(batch)
+        stats = self.stats
+        stats.batches += 1
+        stats.records += batch.records
+        stats.rows += len(batch.rows) - len(refused)
+        stats.letters += len(batch.letters) + len(refused)
+        stats.repeats += batch.repeats
+        stats.replayed += batch.replayed
+        stats.deltas += len(deltas)
+        stats.alerts += len(batch.alerts)
+        stats.last_batch_at = time.monotonic()
+
+    async def _send(self, batch: Batch, deltas: list[Any]) -> None:
+        """Deltas, alerts, dead letters (and the optional priced export), acknowledged by the
+        broker; resent whole on failure (the ledger counts a position once, alert ids are
+        deterministic, so a resend changes nothing)."""
+        now = datetime.now(UTC)
+        messages: list[tuple[str, bytes | None, bytes]] = [
+            (topics.BUDGET_DELTAS, d.budget.encode(), encode_delta(d)) for d in deltas
+        ]
+        messages += [(topics.ALERTS, a.routing_key, a.to_json()) for a in batch.alerts]
+        messages += [
+            (topics.DEADLETTER, None, dead_letter_message(letter, now)) for letter in batch.letters
+        ]
+        messages += [(topics.PRICED, key, value) for key, value in batch.priced]
+        if not messages:
+            return
+        retrying = AsyncRetrying(
+            retry=retry_if_exception_type(KafkaError),
+            wait=wait_exponential(multiplier=0.2, max=10.0),
+            stop=stop_never,
+            before_sleep=lambda s: log.warning(
+                "cannot send a batch's deltas and alerts (attempt %d, retrying): %s",
+                s.attempt_number,
+                s.outcome.exception() if s.outcome else "?",
+            ),
+            reraise=True,
+        )
+        async for attempt in retrying:
+            with attempt:
+                futures = [
+                    await self.producer.send(topic, value, key=key)
+                    for topic, key, value in messages
+                ]
+                await asyncio.gather(*futures)
+
+    async def _commit(self, batch: Batch) -> None:
+        offsets = {
+            TopicPartition(topics.USAGE, p): OffsetAndMetadata(offset, "")
+            for p, offset in batch.commit.items()
+        }
+        try:
+            await self.consumer.commit(offsets)
+        except (CommitFailedError, IllegalStateError, KafkaError) as exc:
+            # The partitions moved on: their next owner re-reads these records and finds
+            # them stored (and their deltas counted). Nothing is lost or doubled.
+            self.stats.commit_failures += 1
+            log.warning("offsets not committed (%s); the next owner replays them", exc)
+
+    # -- rebalances --------------------------------------------------------------------------
+    async def revoked(self, partitions: set[TopicPartition]) -> None:
+        async with self._lock:
+            self._generation += 1
+            await self._settle()
+            for tp in partitions:
+                self.builder.stored.drop(tp.partition)
+                if self.builder.detect is not None:
+                    self.builder.detect.forget_partition(tp.partition)
+            self.builder.replay = {
+                k: v
+                for k, v in self.builder.replay.items()
+                if k[0] not in {tp.partition for tp in partitions}
+            }
+            self.stats.assigned = sorted(tp.partition for tp in self.consumer.assignment())
+
+    async def assigned(self, partitions: set[TopicPartition]) -> None:
+        async with self._lock:
+            self._generation += 1
+            parts = sorted(tp.partition for tp in partitions)
+            self.stats.assigned = sorted(tp.partition for tp in self.consumer.assignment())
+            if not parts:
+                self.ready.set()
+                return
+            count = len(self.consumer.partitions_for_topic(topics.USAGE) or ()) or len(parts)
+            committed: dict[int, int] = {}
+            for tp in partitions:
+                offset = await self.consumer.committed(tp)
+                committed[tp.partition] = offset if offset is not None else 0
+            stored = self.builder.stored
+            horizon_us = self.clock_us() - stored.window_us
+            started = time.monotonic()
+            window = await self.writer.window(parts, count, horizon_us)
+            replay = await self.writer.replay(self.builder.epoch, committed)
+            for partition in parts:
+                stored.reset(partition, horizon_us, window.get(partition, []))
+            self.builder.replay.update(replay)
+            log.info(
+                "usage partitions %s assigned: %d stored ids in the dedupe window, %d rows "
+                "past the committed offsets, read in %.2f s",
+                parts,
+                sum(len(v) for v in window.values()),
+                len(replay),
+                time.monotonic() - started,
+            )
+            self.ready.set()
+
+    async def lag(self) -> dict[int, int]:
+        """Records behind the end of each assigned partition (as of the last fetch)."""
+        lag: dict[int, int] = {}
+        for tp in self.consumer.assignment():
+            high = self.consumer.highwater(tp)
+            if high is None:
+                continue
+            try:
+                position = await self.consumer.position(tp)
+            except (IllegalStateError, KafkaError):
+                continue
+            lag[tp.partition] = max(0, high - position)
+        return lag
+
+
+class _Listener(ConsumerRebalanceListener):  # type: ignore[misc]
+    def __init__(self, loop: UsageLoop) -> None:
+        self.loop = loop
+
+    async def on_partitions_revoked(self, revoked: set[TopicPartition]) -> None:
+        await self.loop.revoked(revoked)
+
+    async def on_partitions_assigned(self, assigned: set[TopicPartition]) -> None:
+        await self.loop.assigned(assigned)
