@@ -88,7 +88,6 @@ Match keys: ``severity``, ``kind``, ``status`` or any label (``budget``, ``servi
 
 from __future__ import annotations
 
-import logging
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -113,8 +112,6 @@ from alerting.policy.retry import RetryPolicy
 from alerting.policy.routing import GroupParams, Route
 from schemas.alerts import SEVERITIES, AlertKind, Severity
 from schemas.settings import FieldError, OneOrMany, SecretRef, Section, Text, config_error
-
-log = logging.getLogger(__name__)
 
 KINDS: Final = frozenset(get_args(AlertKind))
 _NAME_RE: Final = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
@@ -543,8 +540,6 @@ class AlertingConfig(Section):
         if not receivers:
             receivers = (ConsoleReceiver(name="console"),)
         known = tuple(r.name for r in receivers)
-        for d in disabled:
-            log.warning("spendwatch: %s", d.describe())
 
         def keep(names: tuple[str, ...] | None) -> tuple[str, ...]:
             return tuple(n for n in names or () if n in known)
