@@ -93,7 +93,6 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import time
 from typing import Annotated, Any, Final, Literal, get_args
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import (
     AfterValidator,
@@ -111,7 +110,16 @@ from alerting.policy.matchers import AlertMatch
 from alerting.policy.retry import RetryPolicy
 from alerting.policy.routing import GroupParams, Route
 from schemas.alerts import SEVERITIES, AlertKind, Severity
-from schemas.settings import FieldError, OneOrMany, SecretRef, Section, Text, config_error
+from schemas.settings import (
+    FieldError,
+    OneOrMany,
+    SecretRef,
+    Section,
+    Text,
+    TimeZone,
+    config_error,
+    unique_names,
+)
 
 KINDS: Final = frozenset(get_args(AlertKind))
 _NAME_RE: Final = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
@@ -288,15 +296,6 @@ def _at(loc: tuple[str, ...], check: Any, value: Any) -> None:
         raise FieldError(loc, str(exc)) from None
 
 
-def _unique_names(receivers: list[Receiver]) -> list[Receiver]:
-    seen: set[str] = set()
-    for i, r in enumerate(receivers):
-        if r.name in seen:
-            raise FieldError((i, "name"), f"duplicate name {r.name!r}")
-        seen.add(r.name)
-    return receivers
-
-
 # ---------------------------------------------------------------- routes and rules
 
 _ALLOWED: Final[dict[str, frozenset[str]]] = {
@@ -414,14 +413,6 @@ def _digest_at(value: Any) -> time | None:
         raise ValueError('must be "HH:MM" or "off"') from None
 
 
-def _zone(value: str) -> str:
-    try:
-        ZoneInfo(value)
-    except (ZoneInfoNotFoundError, ValueError):
-        raise ValueError(f"unknown time zone {value!r}") from None
-    return value
-
-
 # ---------------------------------------------------------------- the section
 
 
@@ -502,10 +493,10 @@ class AlertingConfig(Section):
     failure_receivers: Names | None = None
     digest_receivers: Names | None = None
     digest_at: Annotated[time | None, PlainValidator(_digest_at)] = time(8, 0)
-    digest_timezone: Annotated[Text, AfterValidator(_zone)] = "UTC"
+    digest_timezone: TimeZone = "UTC"
     default_inhibit: StrictBool = True
     retry: RetryConfig = RetryConfig()
-    receivers: Annotated[list[AnyReceiver], AfterValidator(_unique_names)] = []
+    receivers: Annotated[list[AnyReceiver], unique_names()] = []
     routes: list[RouteConfig] = []
     escalations: list[EscalationConfig] = []
     inhibit: list[InhibitConfig] = []

@@ -21,6 +21,7 @@ import typing
 from collections.abc import Callable, Mapping
 from decimal import Decimal, InvalidOperation
 from typing import Annotated, Any, Final, Union
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import (
     AfterValidator,
@@ -83,6 +84,33 @@ def _non_empty(value: str) -> str:
 
 Text = Annotated[StrictStr, AfterValidator(_non_empty)]
 """A non-empty string (surrounding blanks removed)."""
+
+
+def _zone(value: str) -> str:
+    try:
+        ZoneInfo(value)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise ValueError(f"unknown time zone {value!r} (use an IANA name)") from None
+    return value
+
+
+TimeZone = Annotated[Text, AfterValidator(_zone)]
+"""An IANA time zone name (``UTC``, ``America/New_York``)."""
+
+
+def unique_names(label: str = "name") -> AfterValidator:
+    """Metadata for a list of items with a ``name``: a repeated name is an error at
+    ``[i].name`` (``duplicate budget name 'a'``)."""
+
+    def check(items: list[Any]) -> list[Any]:
+        seen: set[str] = set()
+        for index, item in enumerate(items):
+            if item.name in seen:
+                raise FieldError((index, "name"), f"duplicate {label} {item.name!r}")
+            seen.add(item.name)
+        return items
+
+    return AfterValidator(check)
 
 
 # -- money -----------------------------------------------------------------------------------

@@ -25,7 +25,6 @@ from __future__ import annotations
 import re
 from decimal import Decimal, InvalidOperation
 from typing import Annotated, Any, Final, Literal, cast
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import (
     AfterValidator,
@@ -44,7 +43,9 @@ from schemas.settings import (
     PositiveMoney,
     Section,
     Text,
+    TimeZone,
     config_error,
+    unique_names,
 )
 from schemas.tomlpos import key_lines
 from streams.budgets.model import DEFAULT_THRESHOLDS, Budget, Match, Threshold
@@ -56,14 +57,6 @@ _MAX_ROLLING_HOURS: Final = 24 * 366
 def _name(value: str) -> str:
     if not _NAME_RE.match(value):
         raise ValueError(f"{value!r}: use letters, digits and . _ : / - (max 128)")
-    return value
-
-
-def _zone(value: str) -> str:
-    try:
-        ZoneInfo(value)
-    except (ZoneInfoNotFoundError, ValueError):
-        raise ValueError(f"unknown time zone {value!r} (use an IANA name)") from None
     return value
 
 
@@ -154,7 +147,7 @@ class BudgetConfig(Section):
     match: MatchConfig = MatchConfig()
     period: Literal["day", "week", "month", "rolling"] = "day"
     rolling_hours: Quota | None = None
-    timezone: Annotated[Text, AfterValidator(_zone)] = "UTC"
+    timezone: TimeZone = "UTC"
     thresholds: Annotated[tuple[Threshold, ...], PlainValidator(_thresholds)] = Field(
         default_factory=lambda: _thresholds(list(DEFAULT_THRESHOLDS))
     )
@@ -204,16 +197,7 @@ class BudgetConfig(Section):
         )
 
 
-def _unique_names(budgets: list[BudgetConfig]) -> list[BudgetConfig]:
-    seen: set[str] = set()
-    for index, budget in enumerate(budgets):
-        if budget.name in seen:
-            raise FieldError((index, "name"), f"duplicate budget name {budget.name!r}")
-        seen.add(budget.name)
-    return budgets
-
-
-BudgetConfigs = Annotated[list[BudgetConfig], AfterValidator(_unique_names)]
+BudgetConfigs = Annotated[list[BudgetConfig], unique_names("budget name")]
 """The ``[[budgets]]`` array: budgets with distinct names."""
 _BUDGETS: Final = TypeAdapter(BudgetConfigs)
 

@@ -96,3 +96,26 @@ def test_readme_lists_every_variable_once() -> None:
     declared = [v.name for v in environment.PIPELINE]
     declared += [sdk.ENV_BOOTSTRAP_SERVERS, sdk.ENV_SERVICE, sdk.ENV_ENVIRONMENT]
     assert sorted(listed) == sorted(declared)
+
+
+def test_one_sdk_install_command_in_both_readmes() -> None:
+    command = "pip install ./sdk"
+    for readme in (ROOT / "README.md", ROOT / "sdk/README.md"):
+        text = readme.read_text()
+        assert command in text, readme
+        assert "pip install -e sdk" not in text, readme
+
+
+def test_demo_fleet_tags_leads() -> None:
+    import random
+
+    from streams.demo import DemoFleet
+
+    fleet = DemoFleet(run_id="r1")
+    rng = random.Random(7)
+    leads = set()
+    for _ in range(400):
+        service, _, fields = fleet._event(rng)
+        assert ("lead" in fields["tags"]) == (service == "lead-enricher")
+        leads.add(fields["tags"].get("lead"))
+    assert len(leads - {None}) >= 10  # several leads, so cost per lead means something
