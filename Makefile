@@ -11,7 +11,8 @@ PYTEST_ARGS ?=
 .PHONY: help install demo up test unit integration lint format typecheck bench clean
 
 help: ## list the targets
-	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | \
+		awk -F':.*## ' -v d='$(DURATION)' '{gsub(/\$$\(DURATION\)/, d, $$2); printf "  make %-10s %s\n", $$1, $$2}'
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)

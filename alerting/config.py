@@ -8,7 +8,10 @@ silently). When the section is absent (``None`` or ``{}``) or lists no receivers
 
 Secrets (``webhook_url``, ``bot_token``, ``password``, webhook ``url`` and ``headers``) may
 be written inline or as ``env:VAR_NAME``; they are resolved at load time, held in
-``Secret`` objects and never printed.
+``Secret`` objects and never printed. An ``env:`` variable that is unset stops the worker
+naming it, unless the receiver says ``required = false``: then the receiver is disabled (a
+warning at start-up, listed in ``/health``), routes lose it, and a route left without a
+receiver is dropped (its alerts go on to the next route or the default receivers).
 
     [alerting]
     group_wait_s = 10            # wait before a new group's first notification
@@ -35,6 +38,7 @@ be written inline or as ``env:VAR_NAME``; they are resolved at load time, held i
     [[alerting.receivers]]
     name = "oncall-slack"
     type = "slack"
+    required = false             # disabled (not fatal) while SLACK_WEBHOOK_URL is unset
     webhook_url = "env:SLACK_WEBHOOK_URL"     # or: bot_token = "env:SLACK_BOT_TOKEN"
                                               #     channel = "#spend-alerts"
                                               #     base_url = "http://127.0.0.1:PORT/api/"
@@ -88,76 +92,340 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import time
-from typing import Any, Final, Literal, get_args
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+from typing import Annotated, Any, Final, Literal, get_args
+
+from pydantic import (
+    AfterValidator,
+    Field,
+    PlainValidator,
+    StrictBool,
+    StrictFloat,
+    StrictInt,
+    ValidationError,
+    model_validator,
+)
 
 from alerting.policy.inhibition import DEFAULT_RULE, InhibitRule
 from alerting.policy.matchers import AlertMatch
 from alerting.policy.retry import RetryPolicy
 from alerting.policy.routing import GroupParams, Route
-from alerting.secrets import Secret, resolve_secret
 from schemas.alerts import SEVERITIES, AlertKind, Severity
-from schemas.errors import ConfigError
+from schemas.settings import (
+    FieldError,
+    OneOrMany,
+    SecretRef,
+    Section,
+    Text,
+    TimeZone,
+    config_error,
+    unique_names,
+)
 
 KINDS: Final = frozenset(get_args(AlertKind))
 _NAME_RE: Final = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
 _LABEL_RE: Final = re.compile(r"^[A-Za-z_][A-Za-z0-9_.:-]*$")
 RECEIVER_TYPES: Final = ("console", "slack", "email", "webhook")
+_HTTP_RE: Final = re.compile(r"^https?://[^\s/]+")
+
+
+def _check(pattern: re.Pattern[str], message: str) -> AfterValidator:
+    def check(value: str) -> str:
+        if not pattern.match(value):
+            raise ValueError(message.format(value=value))
+        return value
+
+    return AfterValidator(check)
+
+
+def _at_least(low: float, *, strict: bool = False) -> AfterValidator:
+    def check(value: float) -> float:
+        if value < low or (strict and value == low):
+            raise ValueError("must be positive" if strict else f"must not be below {low:g}")
+        return value
+
+    return AfterValidator(check)
+
+
+Seconds = Annotated[StrictFloat, _at_least(0)]
+PositiveSeconds = Annotated[StrictFloat, _at_least(0, strict=True)]
+Label = Annotated[Text, _check(_LABEL_RE, "invalid name {value!r}")]
+Names = Annotated[tuple[Text, ...], OneOrMany]
+
+
+def _http_url(secret_or_text: Any) -> None:
+    # The value may be a secret: never echo it in the message.
+    text = secret_or_text if isinstance(secret_or_text, str) else secret_or_text.reveal()
+    if not _HTTP_RE.match(text):
+        raise ValueError("must be an http:// or https:// URL")
 
 
 # ---------------------------------------------------------------- receivers
 
 
-@dataclass(frozen=True, slots=True)
-class ConsoleReceiver:
-    name: str
-    stream: Literal["stdout", "stderr"] = "stdout"
+class _Receiver(Section):
+    name: Annotated[Text, _check(_NAME_RE, "use letters, digits, '-', '_' and '.'")]
+    required: StrictBool = True
+
+    def secrets(self) -> dict[str, Any]:
+        """The receiver's secrets by field name (for the unset-variable rule)."""
+        return {}
+
+    @property
+    def missing_variable(self) -> str | None:
+        """The unset ``env:`` variable a secret of this receiver needs, if any."""
+        for value in self.secrets().values():
+            if value is not None and value.missing:
+                return str(value.missing)
+        return None
+
+    @model_validator(mode="after")
+    def _secrets_set(self) -> Any:
+        if self.required:
+            for key, value in self.secrets().items():
+                if value is not None and value.missing:
+                    raise FieldError(
+                        tuple(key.split(".")), f"environment variable {value.missing} is not set"
+                    )
+        return self
+
+
+class ConsoleReceiver(_Receiver):
     type: Literal["console"] = "console"
+    stream: Literal["stdout", "stderr"] = "stdout"
 
 
-@dataclass(frozen=True, slots=True)
-class SlackReceiver:
+class SlackReceiver(_Receiver):
     """Incoming webhook (``webhook_url``) or bot token + ``channel`` (``base_url`` optional)."""
 
-    name: str
-    webhook_url: Secret | None = None
-    bot_token: Secret | None = None
-    channel: str | None = None
-    base_url: str | None = None
-    timeout_s: float = 10.0
-    min_interval_s: float = 1.0
     type: Literal["slack"] = "slack"
+    webhook_url: SecretRef | None = None
+    bot_token: SecretRef | None = None
+    channel: Text | None = None
+    base_url: Text | None = None
+    timeout_s: PositiveSeconds = 10.0
+    min_interval_s: Seconds = 1.0
+
+    def secrets(self) -> dict[str, Any]:
+        return {"webhook_url": self.webhook_url, "bot_token": self.bot_token}
+
+    @model_validator(mode="after")
+    def _one_way_in(self) -> SlackReceiver:
+        if self.webhook_url is None and self.bot_token is None:
+            raise FieldError(("webhook_url",), "give webhook_url, or bot_token and channel")
+        if self.webhook_url is not None and self.bot_token is not None:
+            raise FieldError(("bot_token",), "give either webhook_url or bot_token, not both")
+        if self.webhook_url is not None:
+            if not self.webhook_url.missing:
+                _at(("webhook_url",), _http_url, self.webhook_url)
+            if self.channel is not None:
+                raise FieldError(("channel",), "a webhook posts to its own channel")
+        if self.bot_token is not None and self.channel is None:
+            raise FieldError(("channel",), "is required with bot_token")
+        if self.base_url is not None:
+            _at(("base_url",), _http_url, self.base_url)
+        return self
 
 
-@dataclass(frozen=True, slots=True)
-class EmailReceiver:
-    name: str
-    to: tuple[str, ...]
-    from_addr: str
-    smtp_host: str
-    smtp_port: int
-    tls: bool = False
-    starttls: bool = False
-    username: str | None = None
-    password: Secret | None = None
-    timeout_s: float = 10.0
-    validate_certs: bool = True
+def _address(value: str) -> str:
+    if "@" not in value or any(c in value for c in "\r\n,;<> "):
+        raise ValueError(f"not an email address: {value!r}")
+    return value
+
+
+def _smtp_port(data: Any) -> Any:
+    if isinstance(data, dict) and "smtp_port" not in data:
+        port = 465 if data.get("tls") is True else 587 if data.get("starttls") is True else 25
+        return {**data, "smtp_port": port}
+    return data
+
+
+class EmailReceiver(_Receiver):
     type: Literal["email"] = "email"
+    to: Annotated[tuple[Annotated[Text, AfterValidator(_address)], ...], Field(min_length=1)]
+    from_addr: Annotated[Text, AfterValidator(_address)] = Field(alias="from")
+    smtp_host: Text
+    smtp_port: Annotated[StrictInt, _at_least(1)] = 25
+    tls: StrictBool = False
+    starttls: StrictBool = False
+    username: Text | None = None
+    password: SecretRef | None = None
+    timeout_s: PositiveSeconds = 10.0
+    validate_certs: StrictBool = True
+
+    _default_port = model_validator(mode="before")(_smtp_port)
+
+    def secrets(self) -> dict[str, Any]:
+        return {"password": self.password}
+
+    @model_validator(mode="after")
+    def _pairs(self) -> EmailReceiver:
+        if self.tls and self.starttls:
+            raise FieldError(("starttls",), "choose tls (implicit) or starttls, not both")
+        if self.smtp_port > 65535:
+            raise FieldError(("smtp_port",), "must be a port number 1-65535")
+        if (self.username is None) != (self.password is None):
+            missing = "password" if self.password is None else "username"
+            raise FieldError((missing,), "username and password go together")
+        return self
 
 
-@dataclass(frozen=True, slots=True)
-class WebhookReceiver:
-    name: str
-    url: Secret
-    headers: tuple[tuple[str, Secret], ...] = ()
-    timeout_s: float = 10.0
+class WebhookReceiver(_Receiver):
     type: Literal["webhook"] = "webhook"
+    url: SecretRef
+    headers: dict[str, SecretRef] = {}
+    timeout_s: PositiveSeconds = 10.0
+
+    def secrets(self) -> dict[str, Any]:
+        return {"url": self.url, **{f"headers.{k}": v for k, v in self.headers.items()}}
+
+    @model_validator(mode="after")
+    def _url(self) -> WebhookReceiver:
+        if not self.url.missing:
+            _at(("url",), _http_url, self.url)
+        return self
 
 
 Receiver = ConsoleReceiver | SlackReceiver | EmailReceiver | WebhookReceiver
+AnyReceiver = Annotated[Receiver, Field(discriminator="type")]
 
 
-# ---------------------------------------------------------------- settings
+def _at(loc: tuple[str, ...], check: Any, value: Any) -> None:
+    try:
+        check(value)
+    except ValueError as exc:
+        raise FieldError(loc, str(exc)) from None
+
+
+# ---------------------------------------------------------------- routes and rules
+
+_ALLOWED: Final[dict[str, frozenset[str]]] = {
+    "severity": frozenset(SEVERITIES),
+    "kind": KINDS,
+    "status": frozenset({"firing", "resolved"}),
+}
+
+
+def _match(raw: Any) -> tuple[tuple[str, frozenset[str]], ...]:
+    if not isinstance(raw, dict):
+        raise ValueError("must be a table")
+    pairs = []
+    for key, value in raw.items():
+        if not _LABEL_RE.match(key):
+            raise FieldError((key,), "invalid label name")
+        values = [value] if isinstance(value, str) else value
+        if not isinstance(values, list) or not all(
+            isinstance(v, str) and v.strip() for v in values
+        ):
+            raise FieldError((key,), "must be a string or a list of non-empty strings")
+        if not values:
+            raise FieldError((key,), "needs at least one value")
+        allowed = _ALLOWED.get(key)
+        for v in values:
+            if allowed is not None and v not in allowed:
+                raise FieldError((key,), f"{v!r} is not one of {sorted(allowed)}")
+        pairs.append((key, frozenset(v.strip() for v in values)))
+    return tuple(sorted(pairs, key=lambda p: p[0]))
+
+
+MatchSpec = Annotated[tuple[tuple[str, frozenset[str]], ...], PlainValidator(_match)]
+
+
+class _Grouping(Section):
+    group_by: tuple[Label, ...] | None = None
+    group_wait_s: Seconds | None = None
+    group_interval_s: PositiveSeconds | None = None
+    repeat_interval_s: PositiveSeconds | None = None
+
+    def params(self, base: GroupParams) -> GroupParams:
+        return GroupParams(
+            group_by=base.group_by if self.group_by is None else self.group_by,
+            group_wait_s=base.group_wait_s if self.group_wait_s is None else self.group_wait_s,
+            group_interval_s=base.group_interval_s
+            if self.group_interval_s is None
+            else self.group_interval_s,
+            repeat_interval_s=base.repeat_interval_s
+            if self.repeat_interval_s is None
+            else self.repeat_interval_s,
+        )
+
+
+class EscalationConfig(_Grouping):
+    """``[[alerting.escalations]]``: every matching escalation adds its receivers."""
+
+    name: Text | None = None
+    match: MatchSpec = ()
+    min_severity: Severity | None = None
+    receivers: Annotated[Names, Field(min_length=1)]
+
+    def build(self, base: GroupParams, receivers: tuple[str, ...]) -> Route:
+        return Route(
+            match=AlertMatch(equals=self.match, min_severity=self.min_severity),
+            receivers=receivers,
+            params=self.params(base),
+            continue_=getattr(self, "continue_", False),
+            name=self.name or "",
+        )
+
+
+class RouteConfig(EscalationConfig):
+    """``[[alerting.routes]]``: tried in order; the first match wins unless ``continue``."""
+
+    continue_: StrictBool = Field(default=False, alias="continue")
+
+
+class InhibitConfig(Section):
+    name: Text | None = None
+    source_match: MatchSpec
+    target_match: MatchSpec
+    equal: tuple[Label, ...] = ()
+    higher: Annotated[Text, _check(_LABEL_RE, "must be 'severity' or a label name")] | None = None
+
+    def build(self) -> InhibitRule:
+        return InhibitRule(
+            source=AlertMatch(self.source_match),
+            target=AlertMatch(self.target_match),
+            equal=self.equal,
+            higher=self.higher,
+            name=self.name or "",
+        )
+
+
+class RetryConfig(Section):
+    max_attempts: Annotated[StrictInt, _at_least(1)] = 6
+    initial_backoff_s: Seconds = 1.0
+    backoff_factor: Annotated[StrictFloat, _at_least(1)] = 2.0
+    max_backoff_s: Seconds = 60.0
+    dead_letter_retry_s: PositiveSeconds = 600.0
+
+    def build(self) -> RetryPolicy:
+        return RetryPolicy(**self.model_dump())
+
+
+def _digest_at(value: Any) -> time | None:
+    if value == "off":
+        return None
+    try:
+        if not isinstance(value, str):
+            raise ValueError
+        hours, minutes = (int(x) for x in value.split(":"))
+        return time(hours, minutes)
+    except ValueError:
+        raise ValueError('must be "HH:MM" or "off"') from None
+
+
+# ---------------------------------------------------------------- the section
+
+
+@dataclass(frozen=True, slots=True)
+class DisabledReceiver:
+    """A ``required = false`` receiver left out because its secret's variable is unset."""
+
+    name: str
+    type: str
+    variable: str
+
+    def describe(self) -> str:
+        return f"receiver {self.name!r} ({self.type}) is disabled: {self.variable} is not set"
 
 
 @dataclass(frozen=True, slots=True)
@@ -179,6 +447,7 @@ class AlertingSettings:
     # The daily digest (of the day that just ended) goes out at this local time; None = off.
     digest_at: time | None = time(8, 0)
     digest_timezone: str = "UTC"
+    disabled: tuple[DisabledReceiver, ...] = ()
 
     def receiver(self, name: str) -> Receiver:
         for r in self.receivers:
@@ -193,11 +462,7 @@ class AlertingSettings:
     @classmethod
     def default(cls) -> AlertingSettings:
         """One console receiver for everything."""
-        return cls(
-            receivers=(ConsoleReceiver("console"),),
-            default_receivers=("console",),
-            digest_receivers=("console",),
-        )
+        return AlertingConfig().build()
 
     @classmethod
     def from_config(
@@ -209,470 +474,91 @@ class AlertingSettings:
     ) -> AlertingSettings:
         """Validate the ``[alerting]`` table. Raises ``ConfigError(field_path, message)``;
         ``environ`` (default ``os.environ``) resolves ``env:VAR`` secrets."""
-        return _Parser(environ).settings(section, path)
+        try:
+            config = AlertingConfig.model_validate(section or {}, context={"environ": environ})
+        except ValidationError as exc:
+            raise config_error(exc, AlertingConfig, prefix=(path,)) from None
+        return config.build()
 
 
-# ---------------------------------------------------------------- parsing
+class AlertingConfig(Section):
+    """The ``[alerting]`` table as written in the file; :meth:`build` gives the settings."""
 
-_TOP_KEYS: Final = frozenset(
-    {
-        "group_wait_s",
-        "group_interval_s",
-        "repeat_interval_s",
-        "group_by",
-        "active_ttl_s",
-        "default_receivers",
-        "failure_receivers",
-        "digest_receivers",
-        "digest_at",
-        "digest_timezone",
-        "default_inhibit",
-        "retry",
-        "receivers",
-        "routes",
-        "escalations",
-        "inhibit",
-    }
-)
-_RECEIVER_KEYS: Final[dict[str, frozenset[str]]] = {
-    "console": frozenset({"name", "type", "stream"}),
-    "slack": frozenset(
-        {
-            "name",
-            "type",
-            "webhook_url",
-            "bot_token",
-            "channel",
-            "base_url",
-            "timeout_s",
-            "min_interval_s",
-        }
-    ),
-    "email": frozenset(
-        {
-            "name",
-            "type",
-            "to",
-            "from",
-            "smtp_host",
-            "smtp_port",
-            "tls",
-            "starttls",
-            "username",
-            "password",
-            "timeout_s",
-            "validate_certs",
-        }
-    ),
-    "webhook": frozenset({"name", "type", "url", "headers", "timeout_s"}),
-}
-_ROUTE_KEYS: Final = frozenset(
-    {
-        "name",
-        "match",
-        "min_severity",
-        "receivers",
-        "continue",
-        "group_by",
-        "group_wait_s",
-        "group_interval_s",
-        "repeat_interval_s",
-    }
-)
-_INHIBIT_KEYS: Final = frozenset({"name", "source_match", "target_match", "equal", "higher"})
-_RETRY_KEYS: Final = frozenset(
-    {"max_attempts", "initial_backoff_s", "backoff_factor", "max_backoff_s", "dead_letter_retry_s"}
-)
+    group_wait_s: Seconds = 10.0
+    group_interval_s: PositiveSeconds = 60.0
+    repeat_interval_s: PositiveSeconds = 14400.0
+    group_by: tuple[Label, ...] = ("kind", "budget", "service")
+    active_ttl_s: PositiveSeconds = 86400.0
+    default_receivers: Names | None = None
+    failure_receivers: Names | None = None
+    digest_receivers: Names | None = None
+    digest_at: Annotated[time | None, PlainValidator(_digest_at)] = time(8, 0)
+    digest_timezone: TimeZone = "UTC"
+    default_inhibit: StrictBool = True
+    retry: RetryConfig = RetryConfig()
+    receivers: Annotated[list[AnyReceiver], unique_names()] = []
+    routes: list[RouteConfig] = []
+    escalations: list[EscalationConfig] = []
+    inhibit: list[InhibitConfig] = []
 
-
-class _Parser:
-    def __init__(self, environ: Mapping[str, str] | None) -> None:
-        self.environ = environ
-
-    # -- primitives
-
-    @staticmethod
-    def table(value: Any, path: str) -> Mapping[str, Any]:
-        if not isinstance(value, Mapping):
-            raise ConfigError(path, "must be a table")
-        return value
-
-    @staticmethod
-    def keys(section: Mapping[str, Any], allowed: frozenset[str], path: str) -> None:
-        for key in section:
-            if key not in allowed:
-                raise ConfigError(f"{path}.{key}", f"unknown setting (allowed: {sorted(allowed)})")
-
-    @staticmethod
-    def number(section: Mapping[str, Any], key: str, path: str, default: float) -> float:
-        value = section.get(key, default)
-        if isinstance(value, bool) or not isinstance(value, int | float):
-            raise ConfigError(f"{path}.{key}", "must be a number")
-        if value < 0:
-            raise ConfigError(f"{path}.{key}", "must not be negative")
-        return float(value)
-
-    @staticmethod
-    def boolean(section: Mapping[str, Any], key: str, path: str, default: bool) -> bool:
-        value = section.get(key, default)
-        if not isinstance(value, bool):
-            raise ConfigError(f"{path}.{key}", "must be true or false")
-        return value
-
-    @staticmethod
-    def string(
-        section: Mapping[str, Any], key: str, path: str, *, required: bool = False
-    ) -> str | None:
-        value = section.get(key)
-        if value is None:
-            if required:
-                raise ConfigError(f"{path}.{key}", "is required")
-            return None
-        if not isinstance(value, str) or not value.strip():
-            raise ConfigError(f"{path}.{key}", "must be a non-empty string")
-        return value.strip()
-
-    @staticmethod
-    def strings(
-        value: Any, path: str, *, pattern: re.Pattern[str] | None = None
-    ) -> tuple[str, ...]:
-        if not isinstance(value, list):
-            raise ConfigError(path, "must be a list of strings")
-        out = []
-        for i, item in enumerate(value):
-            if not isinstance(item, str) or not item.strip():
-                raise ConfigError(f"{path}[{i}]", "must be a non-empty string")
-            if pattern is not None and not pattern.match(item):
-                raise ConfigError(f"{path}[{i}]", f"invalid name {item!r}")
-            out.append(item.strip())
-        return tuple(out)
-
-    def secret(self, section: Mapping[str, Any], key: str, path: str) -> Secret | None:
-        if key not in section:
-            return None
-        return resolve_secret(section[key], f"{path}.{key}", self.environ)
-
-    @staticmethod
-    def http_url(value: str, path: str) -> None:
-        # The value may be a secret: never echo it in the message.
-        if not re.match(r"^https?://[^\s/]+", value):
-            raise ConfigError(path, "must be an http:// or https:// URL")
-
-    # -- receivers
-
-    def receiver(self, raw: Any, path: str) -> Receiver:
-        section = self.table(raw, path)
-        name = self.string(section, "name", path, required=True)
-        assert name is not None
-        if not _NAME_RE.match(name):
-            raise ConfigError(f"{path}.name", "use letters, digits, '-', '_' and '.'")
-        rtype = section.get("type")
-        if rtype not in RECEIVER_TYPES:
-            raise ConfigError(f"{path}.type", f"must be one of {list(RECEIVER_TYPES)}")
-        self.keys(section, _RECEIVER_KEYS[rtype], path)
-        if rtype == "console":
-            stream = section.get("stream", "stdout")
-            if stream not in ("stdout", "stderr"):
-                raise ConfigError(f"{path}.stream", "must be 'stdout' or 'stderr'")
-            return ConsoleReceiver(name, stream)
-        if rtype == "slack":
-            return self.slack(section, name, path)
-        if rtype == "email":
-            return self.email(section, name, path)
-        return self.webhook(section, name, path)
-
-    def slack(self, section: Mapping[str, Any], name: str, path: str) -> SlackReceiver:
-        webhook = self.secret(section, "webhook_url", path)
-        token = self.secret(section, "bot_token", path)
-        channel = self.string(section, "channel", path)
-        base_url = self.string(section, "base_url", path)
-        if webhook is None and token is None:
-            raise ConfigError(f"{path}.webhook_url", "give webhook_url, or bot_token and channel")
-        if webhook is not None and token is not None:
-            raise ConfigError(f"{path}.bot_token", "give either webhook_url or bot_token, not both")
-        if webhook is not None:
-            self.http_url(webhook.reveal(), f"{path}.webhook_url")
-            if channel is not None:
-                raise ConfigError(f"{path}.channel", "a webhook posts to its own channel")
-        if token is not None and channel is None:
-            raise ConfigError(f"{path}.channel", "is required with bot_token")
-        if base_url is not None:
-            self.http_url(base_url, f"{path}.base_url")
-        timeout = self.number(section, "timeout_s", path, 10.0)
-        if timeout <= 0:
-            raise ConfigError(f"{path}.timeout_s", "must be positive")
-        return SlackReceiver(
-            name=name,
-            webhook_url=webhook,
-            bot_token=token,
-            channel=channel,
-            base_url=base_url,
-            timeout_s=timeout,
-            min_interval_s=self.number(section, "min_interval_s", path, 1.0),
-        )
-
-    def email(self, section: Mapping[str, Any], name: str, path: str) -> EmailReceiver:
-        if "to" not in section:
-            raise ConfigError(f"{path}.to", "is required")
-        to = self.strings(section["to"], f"{path}.to")
-        if not to:
-            raise ConfigError(f"{path}.to", "needs at least one address")
-        for i, addr in enumerate(to):
-            if "@" not in addr or any(c in addr for c in "\r\n,;<> "):
-                raise ConfigError(f"{path}.to[{i}]", f"not an email address: {addr!r}")
-        from_addr = self.string(section, "from", path, required=True)
-        assert from_addr is not None
-        if "@" not in from_addr or any(c in from_addr for c in "\r\n"):
-            raise ConfigError(f"{path}.from", f"not an email address: {from_addr!r}")
-        host = self.string(section, "smtp_host", path, required=True)
-        assert host is not None
-        tls = self.boolean(section, "tls", path, False)
-        starttls = self.boolean(section, "starttls", path, False)
-        if tls and starttls:
-            raise ConfigError(f"{path}.starttls", "choose tls (implicit) or starttls, not both")
-        port_raw = section.get("smtp_port", 465 if tls else (587 if starttls else 25))
-        if isinstance(port_raw, bool) or not isinstance(port_raw, int) or not 0 < port_raw < 65536:
-            raise ConfigError(f"{path}.smtp_port", "must be a port number 1-65535")
-        username = self.string(section, "username", path)
-        password = self.secret(section, "password", path)
-        if (username is None) != (password is None):
-            missing = "password" if password is None else "username"
-            raise ConfigError(f"{path}.{missing}", "username and password go together")
-        timeout = self.number(section, "timeout_s", path, 10.0)
-        if timeout <= 0:
-            raise ConfigError(f"{path}.timeout_s", "must be positive")
-        return EmailReceiver(
-            name=name,
-            to=to,
-            from_addr=from_addr,
-            smtp_host=host,
-            smtp_port=port_raw,
-            tls=tls,
-            starttls=starttls,
-            username=username,
-            password=password,
-            timeout_s=timeout,
-            validate_certs=self.boolean(section, "validate_certs", path, True),
-        )
-
-    def webhook(self, section: Mapping[str, Any], name: str, path: str) -> WebhookReceiver:
-        url = self.secret(section, "url", path)
-        if url is None:
-            raise ConfigError(f"{path}.url", "is required")
-        self.http_url(url.reveal(), f"{path}.url")
-        headers_raw = self.table(section.get("headers", {}), f"{path}.headers")
-        headers = tuple(
-            (str(k), resolve_secret(v, f"{path}.headers.{k}", self.environ))
-            for k, v in headers_raw.items()
-        )
-        timeout = self.number(section, "timeout_s", path, 10.0)
-        if timeout <= 0:
-            raise ConfigError(f"{path}.timeout_s", "must be positive")
-        return WebhookReceiver(name=name, url=url, headers=headers, timeout_s=timeout)
-
-    # -- matching and routes
-
-    def match(self, raw: Any, path: str) -> tuple[tuple[str, frozenset[str]], ...]:
-        section = self.table(raw, path)
-        pairs = []
-        for key, value in section.items():
-            kpath = f"{path}.{key}"
-            if not _LABEL_RE.match(key):
-                raise ConfigError(kpath, "invalid label name")
-            values = (value,) if isinstance(value, str) else self.strings(value, kpath)
-            if not values:
-                raise ConfigError(kpath, "needs at least one value")
-            allowed: frozenset[str] | None = None
-            if key == "severity":
-                allowed = frozenset(SEVERITIES)
-            elif key == "kind":
-                allowed = KINDS
-            elif key == "status":
-                allowed = frozenset({"firing", "resolved"})
-            if allowed is not None:
-                for v in values:
-                    if v not in allowed:
-                        raise ConfigError(kpath, f"{v!r} is not one of {sorted(allowed)}")
-            pairs.append((key, frozenset(values)))
-        return tuple(sorted(pairs, key=lambda p: p[0]))
-
-    def severity(self, section: Mapping[str, Any], key: str, path: str) -> Severity | None:
-        value = section.get(key)
-        if value is None:
-            return None
-        if value not in SEVERITIES:
-            raise ConfigError(f"{path}.{key}", f"must be one of {list(SEVERITIES)}")
-        return value  # type: ignore[no-any-return]
-
-    def params(self, section: Mapping[str, Any], path: str, base: GroupParams) -> GroupParams:
-        group_by = base.group_by
-        if "group_by" in section:
-            group_by = self.strings(section["group_by"], f"{path}.group_by", pattern=_LABEL_RE)
-        params = GroupParams(
-            group_by=group_by,
-            group_wait_s=self.number(section, "group_wait_s", path, base.group_wait_s),
-            group_interval_s=self.number(section, "group_interval_s", path, base.group_interval_s),
-            repeat_interval_s=self.number(
-                section, "repeat_interval_s", path, base.repeat_interval_s
-            ),
-        )
-        if params.group_interval_s <= 0:
-            raise ConfigError(f"{path}.group_interval_s", "must be positive")
-        if params.repeat_interval_s <= 0:
-            raise ConfigError(f"{path}.repeat_interval_s", "must be positive")
-        return params
-
-    def receiver_refs(self, value: Any, path: str, known: tuple[str, ...]) -> tuple[str, ...]:
-        names = self.strings(value, path)
-        for i, n in enumerate(names):
-            if n not in known:
-                raise ConfigError(f"{path}[{i}]", f"unknown receiver {n!r} (have {list(known)})")
-        return names
-
-    def route(
-        self, raw: Any, path: str, known: tuple[str, ...], base: GroupParams, *, escalation: bool
-    ) -> Route:
-        section = self.table(raw, path)
-        allowed = _ROUTE_KEYS - {"continue"} if escalation else _ROUTE_KEYS
-        self.keys(section, allowed, path)
-        if "receivers" not in section:
-            raise ConfigError(f"{path}.receivers", "is required")
-        receivers = self.receiver_refs(section["receivers"], f"{path}.receivers", known)
-        if not receivers:
-            raise ConfigError(f"{path}.receivers", "needs at least one receiver")
-        return Route(
-            match=AlertMatch(
-                equals=self.match(section.get("match", {}), f"{path}.match"),
-                min_severity=self.severity(section, "min_severity", path),
-            ),
-            receivers=receivers,
-            params=self.params(section, path, base),
-            continue_=self.boolean(section, "continue", path, False),
-            name=self.string(section, "name", path) or "",
-        )
-
-    def inhibit(self, raw: Any, path: str) -> InhibitRule:
-        section = self.table(raw, path)
-        self.keys(section, _INHIBIT_KEYS, path)
-        for key in ("source_match", "target_match"):
-            if key not in section:
-                raise ConfigError(f"{path}.{key}", "is required")
-        higher = self.string(section, "higher", path)
-        if higher is not None and not _LABEL_RE.match(higher):
-            raise ConfigError(f"{path}.higher", "must be 'severity' or a label name")
-        return InhibitRule(
-            source=AlertMatch(self.match(section["source_match"], f"{path}.source_match")),
-            target=AlertMatch(self.match(section["target_match"], f"{path}.target_match")),
-            equal=self.strings(section.get("equal", []), f"{path}.equal", pattern=_LABEL_RE),
-            higher=higher,
-            name=self.string(section, "name", path) or "",
-        )
-
-    def retry(self, raw: Any, path: str) -> RetryPolicy:
-        section = self.table(raw, path)
-        self.keys(section, _RETRY_KEYS, path)
-        d = RetryPolicy()
-        attempts = section.get("max_attempts", d.max_attempts)
-        if isinstance(attempts, bool) or not isinstance(attempts, int) or attempts < 1:
-            raise ConfigError(f"{path}.max_attempts", "must be an integer >= 1")
-        policy = RetryPolicy(
-            max_attempts=attempts,
-            initial_backoff_s=self.number(section, "initial_backoff_s", path, d.initial_backoff_s),
-            backoff_factor=self.number(section, "backoff_factor", path, d.backoff_factor),
-            max_backoff_s=self.number(section, "max_backoff_s", path, d.max_backoff_s),
-            dead_letter_retry_s=self.number(
-                section, "dead_letter_retry_s", path, d.dead_letter_retry_s
-            ),
-        )
-        if policy.backoff_factor < 1:
-            raise ConfigError(f"{path}.backoff_factor", "must be >= 1")
-        if policy.dead_letter_retry_s <= 0:
-            raise ConfigError(f"{path}.dead_letter_retry_s", "must be positive")
-        return policy
-
-    # -- the whole section
-
-    def settings(self, raw: Mapping[str, Any] | None, path: str) -> AlertingSettings:
-        if raw is None:
-            return AlertingSettings.default()
-        section = self.table(raw, path)
-        self.keys(section, _TOP_KEYS, path)
-        base = AlertingSettings.default().defaults
-        defaults = self.params(section, path, base)
-
-        receivers_raw = section.get("receivers", [])
-        if not isinstance(receivers_raw, list):
-            raise ConfigError(f"{path}.receivers", "must be an array of tables")
-        receivers = [
-            self.receiver(r, f"{path}.receivers[{i}]") for i, r in enumerate(receivers_raw)
+    @model_validator(mode="after")
+    def _known_receivers(self) -> AlertingConfig:
+        known = tuple(r.name for r in self.receivers) or ("console",)
+        refs: list[tuple[tuple[str | int, ...], tuple[str, ...] | None]] = [
+            (("default_receivers",), self.default_receivers),
+            (("failure_receivers",), self.failure_receivers),
+            (("digest_receivers",), self.digest_receivers),
         ]
+        refs += [(("routes", i, "receivers"), r.receivers) for i, r in enumerate(self.routes)]
+        refs += [
+            (("escalations", i, "receivers"), r.receivers) for i, r in enumerate(self.escalations)
+        ]
+        for loc, names in refs:
+            for j, name in enumerate(names or ()):
+                if name not in known:
+                    raise FieldError((*loc, j), f"unknown receiver {name!r} (have {list(known)})")
+        return self
+
+    def build(self) -> AlertingSettings:
+        """The settings, without the ``required = false`` receivers whose secret is unset."""
+        disabled = tuple(
+            DisabledReceiver(r.name, r.type, r.missing_variable)
+            for r in self.receivers
+            if r.missing_variable is not None
+        )
+        gone = {d.name for d in disabled}
+        receivers = tuple(r for r in self.receivers if r.name not in gone)
         if not receivers:
-            receivers = [ConsoleReceiver("console")]
-        names: list[str] = []
-        for i, r in enumerate(receivers):
-            if r.name in names:
-                raise ConfigError(f"{path}.receivers[{i}].name", f"duplicate name {r.name!r}")
-            names.append(r.name)
-        known = tuple(names)
+            receivers = (ConsoleReceiver(name="console"),)
+        known = tuple(r.name for r in receivers)
 
-        def array(key: str) -> list[Any]:
-            value = section.get(key, [])
-            if not isinstance(value, list):
-                raise ConfigError(f"{path}.{key}", "must be an array of tables")
-            return value
+        def keep(names: tuple[str, ...] | None) -> tuple[str, ...]:
+            return tuple(n for n in names or () if n in known)
 
-        routes = tuple(
-            self.route(r, f"{path}.routes[{i}]", known, defaults, escalation=False)
-            for i, r in enumerate(array("routes"))
+        base = GroupParams(
+            self.group_by, self.group_wait_s, self.group_interval_s, self.repeat_interval_s
         )
+        routes = tuple(r.build(base, keep(r.receivers)) for r in self.routes if keep(r.receivers))
         escalations = tuple(
-            self.route(r, f"{path}.escalations[{i}]", known, defaults, escalation=True)
-            for i, r in enumerate(array("escalations"))
+            r.build(base, keep(r.receivers)) for r in self.escalations if keep(r.receivers)
         )
-        rules = [self.inhibit(r, f"{path}.inhibit[{i}]") for i, r in enumerate(array("inhibit"))]
-        if self.boolean(section, "default_inhibit", path, True):
+        rules = [rule.build() for rule in self.inhibit]
+        if self.default_inhibit:
             rules.insert(0, DEFAULT_RULE)
-
-        def refs(key: str) -> tuple[str, ...] | None:
-            if key not in section:
-                return None
-            return self.receiver_refs(section[key], f"{path}.{key}", known)
-
-        digest_at, digest_tz = _digest_schedule(section, path)
-        active_ttl = self.number(section, "active_ttl_s", path, 86400.0)
-        if active_ttl <= 0:
-            raise ConfigError(f"{path}.active_ttl_s", "must be positive")
         return AlertingSettings(
-            receivers=tuple(receivers),
+            receivers=receivers,
             routes=routes,
             escalations=escalations,
             inhibit_rules=tuple(rules),
-            defaults=defaults,
-            default_receivers=refs("default_receivers") or known,
-            failure_receivers=refs("failure_receivers"),
-            digest_receivers=refs("digest_receivers") or known,
-            retry=self.retry(section.get("retry", {}), f"{path}.retry"),
-            active_ttl_s=active_ttl,
-            digest_at=digest_at,
-            digest_timezone=digest_tz,
+            defaults=base,
+            default_receivers=keep(self.default_receivers) or known,
+            failure_receivers=None
+            if self.failure_receivers is None
+            else keep(self.failure_receivers),
+            digest_receivers=keep(self.digest_receivers) or known,
+            retry=self.retry.build(),
+            active_ttl_s=self.active_ttl_s,
+            digest_at=self.digest_at,
+            digest_timezone=self.digest_timezone,
+            disabled=disabled,
         )
-
-
-def _digest_schedule(section: Mapping[str, Any], path: str) -> tuple[time | None, str]:
-    """``digest_at = "08:00"`` (local time in ``digest_timezone``) or ``"off"``."""
-    raw = section.get("digest_at", "08:00")
-    at: time | None = None
-    if raw != "off":
-        try:
-            if not isinstance(raw, str):
-                raise ValueError
-            hours, minutes = (int(x) for x in raw.split(":"))
-            at = time(hours, minutes)
-        except ValueError:
-            raise ConfigError(f"{path}.digest_at", 'must be "HH:MM" or "off"') from None
-    zone = section.get("digest_timezone", "UTC")
-    try:
-        ZoneInfo(str(zone))
-    except (ZoneInfoNotFoundError, ValueError):
-        raise ConfigError(f"{path}.digest_timezone", f"unknown time zone {zone!r}") from None
-    return at, str(zone)

@@ -9,7 +9,9 @@ import os
 from pathlib import Path
 from typing import Final
 
-STATE_DIR_ENV: Final = "SPENDWATCH_STATE_DIR"  # directory for spendwatch's local state
+from schemas import environment
+
+STATE_DIR_ENV: Final = environment.STATE_DIR.name
 DEFAULT_STATE_DIR: Final = ".spendwatch"
 DELIVERY_LOG_FILE: Final = "alert-delivery-log.jsonl"
 SILENCES_FILE: Final = "silences.json"

@@ -14,7 +14,6 @@ refused by the read-only rule (or bad arguments).
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import importlib
 import os
 import sys
@@ -136,7 +135,7 @@ def _with_flags(base: ClickHouseSettings, args: argparse.Namespace) -> ClickHous
     if args.database:
         changes["database"] = args.database
     try:
-        return dataclasses.replace(base, **changes) if changes else base
+        return type(base)(**{**base.model_dump(), **changes}) if changes else base
     except ConfigError as exc:
         raise ConfigError(f"--{exc.field}", exc.message) from None
 

@@ -85,10 +85,19 @@ async def _sql(request: web.Request) -> web.Response:
     return _json(answer.to_dict())
 
 
+_NOTES: dict[str, Any] = {}
+
+
+def set_health_note(key: str, value: Any) -> None:
+    """Add ``key: value`` to every ``/health`` answer of this process (facts known before
+    the worker starts, e.g. the receivers the configuration disabled)."""
+    _NOTES[key] = value
+
+
 async def _health(request: web.Request) -> web.Response:
     client = request.app[_CLIENT]
     alive = await asyncio.to_thread(client.ping)
-    body: dict[str, Any] = {"status": "ok" if alive else "unavailable"}
+    body: dict[str, Any] = {"status": "ok" if alive else "unavailable", **_NOTES}
     health = request.app[_HEALTH]
     if callable(health):
         try:

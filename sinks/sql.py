@@ -22,13 +22,14 @@ from typing import Any, Final
 
 import orjson
 
+from schemas import environment
 from sinks.client import make_client
 from sinks.errors import ChdbPathLockedError, error_code
 from sinks.query import DEFAULT_MAX_ROWS, QueryAnswer, run_read_only
 from sinks.readonly import ReadOnlyQueryError, check_read_only
 from sinks.settings import ClickHouseSettings
 
-ENDPOINT_ENV: Final = "SPENDWATCH_SQL_ENDPOINT"
+ENDPOINT_ENV: Final = environment.SQL_ENDPOINT.name
 """Environment variable: URL of the worker's ``POST /sql`` endpoint."""
 
 FORMATS: Final = ("table", "csv", "json")

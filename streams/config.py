@@ -1,15 +1,15 @@
-"""``spendwatch.toml``: one file, one settings object per component, validated at start-up.
+"""``spendwatch.toml``: one file, one settings model per component, validated at start-up.
 
-Precedence for every setting: explicit argument (CLI flag) > environment variable > the file >
-default. Each environment variable is declared once, here or in the component that owns it:
+Precedence for every setting that has a variable (``schemas.environment``): explicit flag >
+environment variable > the file > default. ``SPENDWATCH_CONFIG`` (or ``--config``) names the
+file, default ``./spendwatch.toml``; a missing default file means defaults.
 
-``SPENDWATCH_CONFIG``            path of the config file (default ``./spendwatch.toml``)
-``SPENDWATCH_KAFKA_BOOTSTRAP``   Kafka bootstrap servers, ``host:port[,host:port]``
-``SPENDWATCH_STATE_DIR``         local state (chDB data, delivery log, silences); ``./.spendwatch``
-``SPENDWATCH_CLICKHOUSE_DSN``    see ``sinks.settings``
-
-Every error is a :class:`schemas.errors.ConfigError` naming the field (and the line when the
-file text is at hand); nothing is half-loaded.
+:class:`ConfigFile` is the whole file as pydantic models (each section owned by its
+component: ``sinks.settings``, ``streams.pricing.table``, ``streams.budgets.config``,
+``alerting.config``); :func:`load_settings` validates it in one pass and returns the typed
+:class:`Settings` the worker runs on. Every error is a :class:`schemas.errors.ConfigError`
+naming the line and the field (``line 4: budgets[0].limit_usd: must be positive, got '-2'``);
+nothing is half-loaded.
 """
 
 from __future__ import annotations
@@ -17,199 +17,165 @@ from __future__ import annotations
 import os
 import re
 import tomllib
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any, ClassVar, Final
 
+from pydantic import (
+    AfterValidator,
+    PlainValidator,
+    StrictBool,
+    StrictFloat,
+    StrictInt,
+    StrictStr,
+    ValidationError,
+)
+
+from alerting.config import AlertingConfig, AlertingSettings
+from schemas import environment
 from schemas.errors import ConfigError
+from schemas.settings import FieldError, Range, Section, Text, config_error
+from schemas.tomlpos import Loc, key_lines
+from sinks.settings import ClickHouseSettings
+from streams.budgets.config import BudgetConfigs
+from streams.budgets.model import Budget
+from streams.detect.settings import DetectSettings
+from streams.pricing.table import PriceEntries, PriceTable
 
-ENV_CONFIG = "SPENDWATCH_CONFIG"
-ENV_BOOTSTRAP = "SPENDWATCH_KAFKA_BOOTSTRAP"
-ENV_STATE_DIR = "SPENDWATCH_STATE_DIR"
-DEFAULT_CONFIG = Path("spendwatch.toml")
-DEFAULT_STATE_DIR = Path(".spendwatch")
+ENV_CONFIG: Final = environment.CONFIG.name
+ENV_BOOTSTRAP: Final = environment.KAFKA_BOOTSTRAP.name
+ENV_STATE_DIR: Final = environment.STATE_DIR.name
+DEFAULT_CONFIG: Final = Path("spendwatch.toml")
+DEFAULT_STATE_DIR: Final = Path(".spendwatch")
 
-_BOOTSTRAP_RE = re.compile(r"^[A-Za-z0-9_.\-\[\]:]+:\d{1,5}$")
-_KNOWN_SECTIONS = {
-    "kafka",
-    "clickhouse",
-    "worker",
-    "prices",
-    "budgets",
-    "alerting",
-    "detect",
-    "demo",
-}
+_BOOTSTRAP_RE: Final = re.compile(r"^[A-Za-z0-9_.\-\[\]:]+:\d{1,5}$")
 
 
-def check_bootstrap(value: object, path: str) -> str:
+def check_bootstrap(value: str) -> str:
     """Validate a ``host:port[,host:port]`` list; return it stripped."""
-    if not isinstance(value, str) or not value.strip():
-        raise ConfigError(path, "must be a non-empty 'host:port[,host:port]' string")
+    if not value.strip():
+        raise ValueError("must be a non-empty 'host:port[,host:port]' string")
     for part in value.split(","):
+        if "://" in part:
+            raise ValueError(f"{part.strip()!r} is a URL: give host:port (e.g. 'kafka:9092')")
         if not _BOOTSTRAP_RE.match(part.strip()):
-            raise ConfigError(path, f"{part.strip()!r} is not host:port")
+            raise ValueError(f"{part.strip()!r} is not host:port")
     return value.strip()
 
 
-def _int_in(section: dict[str, Any], key: str, default: int, low: int, high: int, path: str) -> int:
-    value = section.get(key, default)
-    if not isinstance(value, int) or isinstance(value, bool) or not low <= value <= high:
-        raise ConfigError(f"{path}.{key}", f"must be an integer from {low} to {high}")
+def _positive(value: float) -> float:
+    if value <= 0:
+        raise ValueError("must be a positive number of seconds")
     return value
 
 
-@dataclass(frozen=True, slots=True)
-class KafkaSettings:
-    """Broker connection and topic layout for the worker.
+class KafkaSettings(Section):
+    """Broker connection and topic layout for the worker (``[kafka]``)."""
 
-    ``partitions``: partitions of the topics the worker creates. ``consumer_group``: the hot
-    path's consumer group (the usage topic). ``max_batch_records``: records per hot-path
-    batch. ``export_priced``: also publish every priced event to ``spendwatch.priced.v1``.
-    """
-
-    bootstrap_servers: str = "127.0.0.1:9092"
-    partitions: int = 1
-    consumer_group: str = "spendwatch-worker"
-    fetch_max_wait_ms: int = 100
-    max_batch_records: int = 5000
-    session_timeout_ms: int = 10_000
-    replication_factor: int = 1
-    export_priced: bool = False
-
-    @classmethod
-    def from_config(cls, section: dict[str, Any], path: str = "kafka") -> KafkaSettings:
-        _no_unknown(
-            section,
-            {
-                "bootstrap_servers",
-                "partitions",
-                "consumer_group",
-                "fetch_max_wait_ms",
-                "max_batch_records",
-                "session_timeout_ms",
-                "replication_factor",
-                "export_priced",
-            },
-            path,
-        )
-        raw = os.environ.get(ENV_BOOTSTRAP) or section.get("bootstrap_servers", "127.0.0.1:9092")
-        group = section.get("consumer_group", "spendwatch-worker")
-        if not isinstance(group, str) or not group:
-            raise ConfigError(f"{path}.consumer_group", "must be a non-empty string")
-        export = section.get("export_priced", False)
-        if not isinstance(export, bool):
-            raise ConfigError(f"{path}.export_priced", "must be true or false")
-        return cls(
-            check_bootstrap(raw, f"{path}.bootstrap_servers"),
-            _int_in(section, "partitions", 1, 1, 256, path),
-            group,
-            _int_in(section, "fetch_max_wait_ms", 100, 1, 10_000, path),
-            _int_in(section, "max_batch_records", 5000, 1, 20_000, path),
-            _int_in(section, "session_timeout_ms", 10_000, 3000, 300_000, path),
-            _int_in(section, "replication_factor", 1, 1, 16, path),
-            export,
-        )
+    bootstrap_servers: Annotated[StrictStr, AfterValidator(check_bootstrap)] = "127.0.0.1:9092"
+    partitions: Annotated[StrictInt, Range(1, 256)] = 1
+    consumer_group: Text = "spendwatch-worker"  # the hot path's group (the usage topic)
+    fetch_max_wait_ms: Annotated[StrictInt, Range(1, 10_000)] = 100
+    max_batch_records: Annotated[StrictInt, Range(1, 20_000)] = 5000  # per hot-path batch
+    session_timeout_ms: Annotated[StrictInt, Range(3000, 300_000)] = 10_000
+    replication_factor: Annotated[StrictInt, Range(1, 16)] = 1  # of the topics it creates
+    export_priced: StrictBool = False  # also publish priced events to spendwatch.priced.v1
 
 
-@dataclass(frozen=True, slots=True)
-class WorkerSettings:
-    """The worker process: its read-only SQL endpoint and local state directory."""
+class WorkerSettings(Section):
+    """The worker process: its read-only SQL endpoint and local state directory
+    (``[worker]``)."""
 
-    http_host: str = "127.0.0.1"
-    http_port: int = 8787
+    http_host: Text = "127.0.0.1"
+    http_port: Annotated[StrictInt, Range(0, 65535)] = 8787
     state_dir: Path = DEFAULT_STATE_DIR
-    status_interval_s: float = 1.0
-    dedupe_window_s: int = 3600
-    dedupe_max_ids: int = 1_000_000
-    max_clock_skew_s: int = 300
+    status_interval_s: Annotated[StrictFloat, AfterValidator(_positive)] = 1.0
+    # The hot path's window of stored event ids (streams/hot/dedupe.py): how far back, how
+    # many at most, and how fast a client clock is trusted to run.
+    dedupe_window_s: Annotated[StrictInt, Range(60, 7 * 86400)] = 3600
+    dedupe_max_ids: Annotated[StrictInt, Range(10_000, 100_000_000)] = 1_000_000
+    max_clock_skew_s: Annotated[StrictInt, Range(0, 86400)] = 300
 
-    @classmethod
-    def from_config(cls, section: dict[str, Any], path: str = "worker") -> WorkerSettings:
-        _no_unknown(
-            section,
-            {
-                "http_host",
-                "http_port",
-                "state_dir",
-                "status_interval_s",
-                "dedupe_window_s",
-                "dedupe_max_ids",
-                "max_clock_skew_s",
-            },
-            path,
-        )
-        port = section.get("http_port", 8787)
-        if not isinstance(port, int) or isinstance(port, bool) or not 0 <= port <= 65535:
-            raise ConfigError(f"{path}.http_port", "must be an integer from 0 to 65535")
-        host = section.get("http_host", "127.0.0.1")
-        if not isinstance(host, str) or not host:
-            raise ConfigError(f"{path}.http_host", "must be a host name or address")
-        state = section.get("state_dir") or os.environ.get(ENV_STATE_DIR) or DEFAULT_STATE_DIR
-        interval = section.get("status_interval_s", 1.0)
-        if not isinstance(interval, int | float) or isinstance(interval, bool) or interval <= 0:
-            raise ConfigError(f"{path}.status_interval_s", "must be a positive number of seconds")
-        return cls(
-            host,
-            port,
-            Path(state),
-            float(interval),
-            _int_in(section, "dedupe_window_s", 3600, 60, 7 * 86400, path),
-            _int_in(section, "dedupe_max_ids", 1_000_000, 10_000, 100_000_000, path),
-            _int_in(section, "max_clock_skew_s", 300, 0, 86400, path),
-        )
+
+class DemoSettings(Section):
+    """``[demo]``: reserved for the demo fleet; no settings yet."""
+
+
+def _detect(value: Any) -> DetectSettings:
+    # [detect] keeps its own validation until it moves to pydantic (issue 13, after the
+    # detector work merges): its ConfigError becomes a location below "detect".
+    if isinstance(value, DetectSettings):
+        return value
+    try:
+        return DetectSettings.from_config(value)
+    except ConfigError as exc:
+        raise FieldError(tuple(exc.field.split(".")[1:]), exc.message) from None
+
+
+class ConfigFile(Section):
+    """The whole ``spendwatch.toml`` as written: one model per section."""
+
+    is_whole_file: ClassVar[bool] = True
+
+    kafka: KafkaSettings = KafkaSettings()
+    worker: WorkerSettings = WorkerSettings()
+    clickhouse: ClickHouseSettings = ClickHouseSettings()
+    prices: PriceEntries = []
+    budgets: BudgetConfigs = []
+    alerting: AlertingConfig = AlertingConfig()
+    detect: Annotated[DetectSettings, PlainValidator(_detect)] = DetectSettings()
+    demo: DemoSettings = DemoSettings()
 
 
 @dataclass(frozen=True)
 class Settings:
-    """Everything the worker needs, validated. Build with :func:`load_settings`."""
+    """Everything the worker needs, validated. Build with :func:`load_settings`.
+
+    ``origins`` says where each setting with a variable came from: ``--flag``,
+    ``$VARIABLE``, ``file`` or ``default`` (``spendwatch config check`` prints it).
+    """
 
     kafka: KafkaSettings
     worker: WorkerSettings
-    clickhouse: Any
-    prices: Any
-    budgets: tuple[Any, ...]
-    alerting: Any
-    detect: Any
+    clickhouse: ClickHouseSettings
+    prices: PriceTable
+    budgets: tuple[Budget, ...]
+    alerting: AlertingSettings
+    detect: DetectSettings
+    demo: DemoSettings = field(default_factory=DemoSettings)
     source: Path | None = None
     raw: dict[str, Any] = field(default_factory=dict, repr=False)
+    origins: Mapping[str, str] = field(default_factory=dict)
 
 
-def _no_unknown(section: dict[str, Any], allowed: set[str], path: str) -> None:
-    if not isinstance(section, dict):
-        raise ConfigError(path, "must be a table")
-    for key in section:
-        if key not in allowed:
-            raise ConfigError(
-                f"{path}.{key}", f"unknown setting (expected one of {sorted(allowed)})"
-            )
+def config_path(
+    explicit: Path | str | None = None, environ: Mapping[str, str] | None = None
+) -> Path:
+    """The config file: ``--config`` > ``$SPENDWATCH_CONFIG`` > ``./spendwatch.toml``."""
+    env = os.environ if environ is None else environ
+    return Path(explicit or env.get(ENV_CONFIG) or DEFAULT_CONFIG)
 
 
-def line_of(text: str, key: str, section: str | None = None) -> int | None:
-    """1-based line of ``key = ...`` (or a ``[key]`` header) in ``text``, looked up after the
-    ``[section]`` header when one is given; None when it cannot be found."""
-    start = 0
-    if section:
-        header = re.compile(rf"^[ \t]*\[+[ \t]*{re.escape(section)}[ \t]*\]+", re.M)
-        found = header.search(text)
-        if found:
-            start = found.end()
-    pattern = re.compile(
-        rf"^[ \t]*(\[+[ \t]*{re.escape(key)}[ \t]*\]+|{re.escape(key)}[ \t]*=)", re.M
-    )
-    match = pattern.search(text, start)
-    return text.count("\n", 0, match.start()) + 1 if match else None
+def load_settings(
+    path: Path | str | None = None,
+    *,
+    text: str | None = None,
+    environ: Mapping[str, str] | None = None,
+    flags: Mapping[str, object] | None = None,
+) -> Settings:
+    """Read and validate the config file (or ``text``), apply the environment and ``flags``.
 
-
-def load_settings(path: Path | str | None = None, *, text: str | None = None) -> Settings:
-    """Read and validate the config file (or ``text``). A missing default file means defaults.
-
-    Raises :class:`ConfigError` naming the field; TOML syntax errors name the line.
+    ``flags`` maps ``"section.key"`` (e.g. ``"kafka.bootstrap_servers"``) to an explicit
+    value (None = not given). A missing default file means defaults; a missing file named by
+    ``path`` or ``$SPENDWATCH_CONFIG`` is an error. Raises :class:`ConfigError` naming the
+    field and, for values from the file, the line.
     """
+    env = os.environ if environ is None else environ
     source: Path | None = None
     if text is None:
-        explicit = path is not None or ENV_CONFIG in os.environ
-        source = Path(path or os.environ.get(ENV_CONFIG) or DEFAULT_CONFIG)
+        explicit = path is not None or bool(env.get(ENV_CONFIG))
+        source = config_path(path, env)
         if source.exists():
             text = source.read_text()
         elif explicit:
@@ -220,57 +186,48 @@ def load_settings(path: Path | str | None = None, *, text: str | None = None) ->
         raw = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError("config", f"not valid TOML: {exc}") from exc
-    for key in raw:
-        if key not in _KNOWN_SECTIONS:
-            raise ConfigError(
-                key,
-                f"unknown section (expected {sorted(_KNOWN_SECTIONS)})",
-                line=line_of(text, key),
-            )
-    return build_settings(raw, text, source)
-
-
-def build_settings(raw: dict[str, Any], text: str, source: Path | None) -> Settings:
-    """Hand each section to the component that owns it."""
-    from alerting.config import AlertingSettings
-    from sinks.settings import ClickHouseSettings
-    from streams.budgets import load_budgets
-    from streams.detect import DetectSettings
-    from streams.pricing import PriceTable
-
-    def section(name: str) -> dict[str, Any]:
-        value = raw.get(name, {})
-        if not isinstance(value, dict):
-            raise ConfigError(name, "must be a table", line=line_of(text, name))
-        return value
-
-    def array(name: str) -> list[dict[str, Any]]:
-        value = raw.get(name, [])
-        if not isinstance(value, list):
-            raise ConfigError(
-                name, f"must be an array of tables ([[{name}]])", line=line_of(text, name)
-            )
-        return value
-
-    def with_line(exc: ConfigError) -> ConfigError:
-        if exc.line is None:
-            parts = exc.field.split(".")
-            leaf = parts[-1].split("[", 1)[0]
-            section = parts[0].split("[", 1)[0] if len(parts) > 1 else None
-            return ConfigError(exc.field, exc.message, line=line_of(text, leaf, section))
-        return exc
-
+    data, outside, origins = _apply_precedence(raw, env, flags or {})
     try:
-        return Settings(
-            kafka=KafkaSettings.from_config(section("kafka")),
-            worker=WorkerSettings.from_config(section("worker")),
-            clickhouse=ClickHouseSettings.from_config(section("clickhouse")),
-            prices=PriceTable.from_config(array("prices")),
-            budgets=tuple(load_budgets(array("budgets"), text)),
-            alerting=AlertingSettings.from_config(section("alerting")),
-            detect=DetectSettings.from_config(section("detect")),
-            source=source,
-            raw=raw,
-        )
-    except ConfigError as exc:
-        raise with_line(exc) from None
+        config = ConfigFile.model_validate(data, context={"environ": env})
+    except ValidationError as exc:
+        raise config_error(exc, ConfigFile, lines=key_lines(text), outside=outside) from None
+    return Settings(
+        kafka=config.kafka,
+        worker=config.worker,
+        clickhouse=config.clickhouse,
+        prices=PriceTable.from_entries(config.prices),
+        budgets=tuple(b.build() for b in config.budgets),
+        alerting=config.alerting.build(),
+        detect=config.detect,
+        demo=config.demo,
+        source=source,
+        raw=raw,
+        origins=origins,
+    )
+
+
+def _apply_precedence(
+    raw: dict[str, Any], env: Mapping[str, str], flags: Mapping[str, object]
+) -> tuple[dict[str, Any], dict[Loc, str], dict[str, str]]:
+    """The file's data with environment variables, then flags, written over it."""
+    data = dict(raw)
+    outside: dict[Loc, str] = {}
+    origins: dict[str, str] = {}
+    for var in environment.SETTINGS:
+        assert var.setting is not None
+        section, key = var.setting
+        name = f"{section}.{key}"
+        table = data.get(section, {})
+        if not isinstance(table, dict):
+            continue  # the section's own error will be reported
+        origins[name] = "file" if key in table else "default"
+        for value, origin in (
+            (env.get(var.name) or None, f"${var.name}"),
+            (flags.get(name), var.flag),
+        ):
+            if value is not None and origin is not None:
+                table = {**table, key: str(value)}
+                outside[(section, key)] = origin
+                origins[name] = origin
+        data[section] = table
+    return data, outside, origins

@@ -159,6 +159,7 @@ class DemoFleet:
     sent_invalid: int = 0
     spent_nusd: int = 0
     _stop: threading.Event = field(default_factory=threading.Event)
+    _leads: random.Random = field(default_factory=lambda: random.Random(11))
     _thread: threading.Thread | None = None
 
     def start(self, prices: PriceTable) -> None:
@@ -192,6 +193,8 @@ class DemoFleet:
             "agent": f"{service}-{rng.randint(1, 8)}",
             "demo_run": self.run_id,
         }
+        if service == "lead-enricher":  # cost per lead (README) needs leads to count
+            jittered["tags"]["lead"] = f"lead-{self._leads.randint(1, 40):03d}"
         return service, operation, jittered
 
     def _run(self, pricer: Pricer) -> None:

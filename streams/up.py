@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -22,8 +23,11 @@ from pathlib import Path
 import orjson
 
 from alerting.state import DELIVERY_LOG_FILE
+from schemas.errors import ConfigError
 from streams.broker import TansuBroker, free_port, stop_process
 from streams.config import DEFAULT_CONFIG, ENV_BOOTSTRAP, ENV_CONFIG, ENV_STATE_DIR, load_settings
+
+DEFAULT_BROKER_PORT = 9092  # Kafka's usual port: the example config and the SDK default
 
 
 def _say(message: str) -> None:
@@ -56,34 +60,67 @@ def _wait_healthy(endpoint: str, worker: subprocess.Popen[bytes], timeout_s: flo
     return False
 
 
+def broker_port(requested: int | None, host: str = "127.0.0.1") -> int:
+    """``requested`` if given (:class:`ConfigError` when it is taken), else 9092 when it is
+    free on ``host``, else any free port."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        try:
+            sock.bind((host, DEFAULT_BROKER_PORT if requested is None else requested))
+        except OSError:
+            if requested is not None:
+                raise ConfigError(
+                    "--port", f"{host}:{requested} is in use (another broker?): pick another"
+                ) from None
+            return free_port(host)
+        port: int = sock.getsockname()[1]
+    return port
+
+
+def app_hint(bootstrap: str) -> list[str]:
+    """What an app needs to send its usage to this broker."""
+    return [
+        f'apps: spendwatch.configure(bootstrap_servers="{bootstrap}", service="my-app")',
+        f"   or: export SPENDWATCH_BOOTSTRAP_SERVERS={bootstrap} SPENDWATCH_SERVICE=my-app",
+    ]
+
+
 def _interrupt(signum: int, frame: object) -> None:
     """SIGTERM stops ``up`` the way Ctrl-C does: through the same orderly shutdown."""
     raise KeyboardInterrupt
 
 
 def run_up(
-    *, config: Path | None, demo: bool, duration_s: float | None, loglevel: str = "WARNING"
+    *,
+    config: Path | None,
+    demo: bool,
+    duration_s: float | None,
+    loglevel: str = "WARNING",
+    port: int | None = None,
 ) -> int:
-    """Run broker + worker (+ demo traffic) until Ctrl-C or ``duration_s``; return exit code."""
-    state_dir = Path(os.environ.get(ENV_STATE_DIR, ".spendwatch"))
-    state_dir.mkdir(parents=True, exist_ok=True)
+    """Run broker + worker (+ demo traffic) until Ctrl-C or ``duration_s``; return exit code.
+
+    The broker listens on ``port`` (default: 9092 when free, else any free port)."""
     if config is None and os.environ.get(ENV_CONFIG):
         config = Path(os.environ[ENV_CONFIG])
     run_id = uuid.uuid4().hex[:8]
     if config is None and not DEFAULT_CONFIG.exists():
         from streams.demo import demo_config
 
-        config = state_dir / "demo.toml"
+        state = Path(os.environ.get(ENV_STATE_DIR) or ".spendwatch")
+        state.mkdir(parents=True, exist_ok=True)
+        config = state / "demo.toml"
         config.write_text(demo_config(run_id))
         _say(f"no spendwatch.toml here: using the demo configuration ({config})")
     config = config or DEFAULT_CONFIG
     settings = load_settings(config)  # fail before starting anything
+    state_dir = settings.worker.state_dir
+    state_dir.mkdir(parents=True, exist_ok=True)
     endpoint = f"http://{settings.worker.http_host}:{settings.worker.http_port}"
     if _query(endpoint, "SELECT 1", timeout_s=1.0) is not None:
         _say(f"something already answers on {endpoint}: is another `spendwatch up` running?")
         return 1
 
-    broker = TansuBroker(port=free_port(), log_path=state_dir / "tansu.log").start()
+    broker = TansuBroker(port=broker_port(port), log_path=state_dir / "tansu.log").start()
     worker: subprocess.Popen[bytes] | None = None
     fleet = None
     interrupted = False
@@ -127,6 +164,8 @@ def run_up(
             f"worker pid {worker.pid}; ClickHouse {settings.clickhouse.redacted_dsn}; "
             f"SQL on {endpoint}"
         )
+        for line in app_hint(broker.bootstrap_servers):
+            _say(line)
         _say(
             'try: spendwatch sql "SELECT service, sum(cost_usd) FROM usage_events GROUP BY service"'
         )

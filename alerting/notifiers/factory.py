@@ -41,7 +41,7 @@ def build_notifier(receiver: Receiver) -> Notifier:
         return WebhookNotifier(
             receiver.name,
             url=receiver.url.reveal(),
-            headers={k: v.reveal() for k, v in receiver.headers},
+            headers={k: v.reveal() for k, v in receiver.headers.items()},
             timeout_s=receiver.timeout_s,
         )
     raise TypeError(f"unknown receiver type {type(receiver).__name__}")

@@ -11,26 +11,20 @@ from __future__ import annotations
 import argparse
 import asyncio
 import getpass
-import os
 import socket
 import sys
-import tomllib
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal, InvalidOperation
-from pathlib import Path
 from typing import Any, TextIO
 
+from schemas import environment
 from schemas.errors import ConfigError
 from schemas.money import format_usd
-from streams.budgets.config import load_budgets
 from streams.budgets.control import OverrideCommand, parse_duration
 from streams.budgets.model import Budget
 from streams.budgets.periods import period_bounds
+from streams.config import Settings, config_path, load_settings
 
-ENV_CONFIG = "SPENDWATCH_CONFIG"
-ENV_BOOTSTRAP = "SPENDWATCH_KAFKA_BOOTSTRAP"
-DEFAULT_CONFIG = "spendwatch.toml"
-DEFAULT_BOOTSTRAP = "127.0.0.1:9092"
 EXIT_OK, EXIT_FAILED, EXIT_CONFIG = 0, 1, 2
 
 
@@ -56,30 +50,21 @@ def register(subparsers: argparse._SubParsersAction[Any]) -> None:
     override.add_argument(
         "--bootstrap-servers",
         default=None,
-        help=f"Kafka bootstrap (else ${ENV_BOOTSTRAP}, else [kafka] in the config)",
+        help=f"Kafka bootstrap (else ${environment.KAFKA_BOOTSTRAP.name}, else [kafka])",
     )
     override.set_defaults(func=cmd_override)
 
 
-def _config_path(args: argparse.Namespace) -> tuple[Path, bool]:
-    explicit = getattr(args, "config", None) or os.environ.get(ENV_CONFIG)
-    return Path(explicit or DEFAULT_CONFIG), bool(explicit)
-
-
-def _read_config(path: Path) -> tuple[dict[str, Any], str]:
-    text = path.read_text()
-    try:
-        return tomllib.loads(text), text
-    except tomllib.TOMLDecodeError as exc:
-        raise ConfigError("config", f"not valid TOML: {exc}") from exc
-
-
-def _load(path: Path) -> tuple[dict[str, Any], tuple[Budget, ...]]:
-    raw, text = _read_config(path)
-    items = raw.get("budgets", [])
-    if not isinstance(items, list):
-        raise ConfigError("budgets", "must be an array of tables ([[budgets]])")
-    return raw, load_budgets(items, text)
+def _settings(args: argparse.Namespace, *, file_required: bool) -> Settings:
+    """The whole file validated as the worker does (``--config`` > ``$SPENDWATCH_CONFIG`` >
+    ``./spendwatch.toml``); without a file, defaults unless ``file_required``."""
+    explicit = getattr(args, "config", None)
+    path = config_path(explicit)
+    flags = {"kafka.bootstrap_servers": getattr(args, "bootstrap_servers", None)}
+    if not path.exists() and file_required:
+        hint = "" if explicit else " (`spendwatch init` writes one)"
+        raise ConfigError("config", f"file not found: {path}{hint}")
+    return load_settings(explicit, flags=flags)
 
 
 def _span(delta: timedelta) -> str:
@@ -139,12 +124,10 @@ def cmd_check(
 ) -> int:
     """Validate the budgets of the config file; print them. 0 = valid, 2 = config error."""
     out = out or sys.stdout
-    path, _ = _config_path(args)
+    path = config_path(getattr(args, "config", None))
     now = now or datetime.now(UTC)
     try:
-        if not path.exists():
-            raise ConfigError("config", f"file not found: {path}")
-        _, budgets = _load(path)
+        budgets = _settings(args, file_required=True).budgets
     except ConfigError as exc:
         print(f"{path}: {exc}", file=sys.stderr)
         return EXIT_CONFIG
@@ -153,15 +136,6 @@ def cmd_check(
         print("", file=out)
         print("\n".join(describe(budget, now)), file=out)
     return EXIT_OK
-
-
-def _bootstrap(args: argparse.Namespace, raw: dict[str, Any]) -> str:
-    explicit = args.bootstrap_servers or os.environ.get(ENV_BOOTSTRAP)
-    if explicit:
-        return str(explicit)
-    kafka = raw.get("kafka") or {}
-    value = kafka.get("bootstrap_servers") if isinstance(kafka, dict) else None
-    return str(value) if value else DEFAULT_BOOTSTRAP
 
 
 async def publish_override(bootstrap_servers: str, command: OverrideCommand) -> None:
@@ -189,16 +163,15 @@ def cmd_override(
     """Publish an override command. 0 = sent, 1 = broker failure, 2 = bad input/config."""
     out = out or sys.stdout
     now = now or datetime.now(UTC)
-    path, explicit = _config_path(args)
-    raw: dict[str, Any] = {}
     try:
-        if path.exists():
-            raw, budgets = _load(path)
+        settings = _settings(args, file_required=False)
+        if settings.source is not None and settings.source.exists():
+            budgets = settings.budgets
             if args.budget not in {b.name for b in budgets}:
                 known = ", ".join(b.name for b in budgets) or "none"
-                raise ConfigError("budget", f"{args.budget!r} is not in {path} (known: {known})")
-        elif explicit:
-            raise ConfigError("config", f"file not found: {path}")
+                raise ConfigError(
+                    "budget", f"{args.budget!r} is not in {settings.source} (known: {known})"
+                )
         try:
             limit = Decimal(str(args.limit_usd))
         except InvalidOperation:
@@ -223,7 +196,7 @@ def cmd_override(
     except ConfigError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_CONFIG
-    bootstrap = _bootstrap(args, raw)
+    bootstrap = settings.kafka.bootstrap_servers
     try:
         asyncio.run(publish_override(bootstrap, command))
     except Exception as exc:  # report any broker/connection failure as an exit code

@@ -24,16 +24,13 @@ _DEFAULT_SEVERITIES: Final[tuple[Severity, ...]] = ("info", "warning", "critical
 
 
 def _pattern_matches(patterns: tuple[str, ...], value: object) -> bool:
-    """``value`` equals one pattern, or starts with the prefix of a pattern ending in ``*``."""
+    """``value`` equals one pattern, or starts with the prefix of a pattern ending in ``*``.
+
+    The SDK guard matches with its own copy (``spendwatch.money.pattern_matches``: the SDK
+    cannot import the pipeline); ``tests/sdk/test_sdk_parity.py`` keeps the two equal."""
     if not isinstance(value, str):
         return False
-    for pattern in patterns:
-        if pattern.endswith("*"):
-            if value.startswith(pattern[:-1]):
-                return True
-        elif value == pattern:
-            return True
-    return False
+    return any(value.startswith(p[:-1]) if p.endswith("*") else value == p for p in patterns)
 
 
 @dataclass(frozen=True, slots=True)

@@ -12,7 +12,7 @@ from decimal import Decimal
 from typing import Final
 
 from schemas.alerts import Contributor
-from schemas.money import format_usd, nusd_to_usd
+from schemas.money import nusd_to_usd
 from streams.budgets.ledger import OTHER, LedgerState
 
 TOP_PER_DIMENSION: Final = 5
@@ -51,11 +51,6 @@ def share_text(part_nusd: int, total_nusd: int) -> str:
     return format(
         Decimal(part_nusd * 10_000 // total_nusd).scaleb(-4).quantize(Decimal("0.0001")), "f"
     )
-
-
-def money(nusd: int) -> str:
-    """Display money (``$1,234.57``) for titles and summaries."""
-    return format_usd(nusd)
 
 
 def local_text(ts: datetime, tz: object) -> str:

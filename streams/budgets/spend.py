@@ -26,6 +26,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from schemas.alerts import Alert, Severity, alert_id_for
+from schemas.money import format_usd as money
 from streams.budgets.delta import BudgetDelta
 from streams.budgets.forecast import BurnRate, burn_rate, record_burn_minute, unix_minute
 from streams.budgets.ledger import LedgerState, new_state
@@ -33,7 +34,6 @@ from streams.budgets.model import Budget, Threshold
 from streams.budgets.periods import bounds_for, period_bounds
 from streams.budgets.render import (
     local_text,
-    money,
     percent_text,
     usage_analysis,
     usd_text,

@@ -17,15 +17,60 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from decimal import Decimal, InvalidOperation
-from typing import Any, Final
+from typing import Annotated, Any, Final
 
-from schemas.errors import ConfigError
+from pydantic import AfterValidator, PlainValidator, StrictStr, TypeAdapter, ValidationError
+
+from schemas.settings import FieldError, Section, Text, config_error
 from streams.pricing.exact import decimal_places, quantity_nanos, round_half_even_div, scaled_int
 
 _UNIT_RE: Final = re.compile(r"^[a-z][a-z0-9_]{0,31}$")  # as usage_event_v1.json's ``unit``
-_KEYS: Final = frozenset({"provider", "service", "unit", "usd_per_unit"})
 # Large enough for any real per-unit price (cents of a cent of a cent); keeps ints small.
 _MAX_PLACES: Final = 18
+
+
+def _unit(value: str) -> str:
+    if not _UNIT_RE.match(value):
+        raise ValueError("required: lowercase name like 'minute' or 'email_sent'")
+    return value
+
+
+def _usd(value: object) -> Decimal:
+    if isinstance(value, bool) or not isinstance(value, str | int | float | Decimal):
+        raise ValueError(f"must be a decimal string or number, got {type(value).__name__}")
+    try:
+        price = Decimal(str(value).strip())
+    except InvalidOperation:
+        raise ValueError(f"not a decimal number: {value!r}") from None
+    if not price.is_finite() or price < 0:
+        raise ValueError(f"must be a finite amount >= 0, got {value!r}")
+    if decimal_places(price) > _MAX_PLACES:
+        raise ValueError(f"more than {_MAX_PLACES} decimal places: {value!r}")
+    return price
+
+
+class PriceEntry(Section):
+    """One ``[[prices]]`` table as written in the file."""
+
+    unit: Annotated[StrictStr, AfterValidator(_unit)]
+    usd_per_unit: Annotated[Decimal, PlainValidator(_usd)]
+    provider: Text | None = None
+    service: Text | None = None
+
+
+def _no_duplicates(entries: list[PriceEntry]) -> list[PriceEntry]:
+    seen: set[tuple[str | None, str | None, str]] = set()
+    for index, entry in enumerate(entries):
+        key = (entry.provider, entry.service, entry.unit)
+        if key in seen:
+            raise FieldError((index,), f"duplicate price for {_describe(key)}")
+        seen.add(key)
+    return entries
+
+
+PriceEntries = Annotated[list[PriceEntry], AfterValidator(_no_duplicates)]
+"""The ``[[prices]]`` array: entries, no two with the same provider, service and unit."""
+_ENTRIES: Final = TypeAdapter(PriceEntries)
 
 
 @dataclass(frozen=True, slots=True)
@@ -75,6 +120,16 @@ class PriceTable:
         return len(self._by_key)
 
     @classmethod
+    def from_entries(cls, entries: Sequence[PriceEntry]) -> PriceTable:
+        """The table of validated ``[[prices]]`` entries."""
+        return cls(
+            [
+                UnitPrice(e.unit, e.usd_per_unit, provider=e.provider, service=e.service)
+                for e in entries
+            ]
+        )
+
+    @classmethod
     def from_config(cls, items: list[dict[str, Any]], path: str = "prices") -> PriceTable:
         """Build the table from the parsed ``[[prices]]`` array (a list of TOML tables).
 
@@ -83,35 +138,10 @@ class PriceTable:
         finite non-negative decimal (strings and TOML numbers are read via ``Decimal(str(x))``),
         empty ``provider``/``service``, or a duplicate (provider, service, unit).
         """
-        if not isinstance(items, list):
-            raise ConfigError(path, "must be an array of tables ([[prices]])")
-        entries: list[UnitPrice] = []
-        seen: set[tuple[str | None, str | None, str]] = set()
-        for index, item in enumerate(items):
-            where = f"{path}[{index}]"
-            if not isinstance(item, dict):
-                raise ConfigError(where, "must be a table with unit and usd_per_unit")
-            unknown = sorted(str(k) for k in item.keys() - _KEYS)
-            if unknown:
-                raise ConfigError(
-                    f"{where}.{unknown[0]}", f"unknown key (allowed: {', '.join(sorted(_KEYS))})"
-                )
-            unit = item.get("unit")
-            if not isinstance(unit, str) or not _UNIT_RE.match(unit):
-                raise ConfigError(
-                    f"{where}.unit", "required: lowercase name like 'minute' or 'email_sent'"
-                )
-            provider = _optional_name(item, "provider", where)
-            service = _optional_name(item, "service", where)
-            price = _usd(item.get("usd_per_unit"), f"{where}.usd_per_unit")
-            key = (provider, service, unit)
-            if key in seen:
-                raise ConfigError(where, f"duplicate price for {_describe(key)}")
-            seen.add(key)
-            entries.append(
-                UnitPrice(unit=unit, usd_per_unit=price, provider=provider, service=service)
-            )
-        return cls(entries)
+        try:
+            return cls.from_entries(_ENTRIES.validate_python(items))
+        except ValidationError as exc:
+            raise config_error(exc, PriceEntries, prefix=(path,)) from None
 
     def find(self, unit: str, provider: str | None, service: str | None) -> UnitPrice | None:
         """The most specific entry for an event's unit, provider and service, or ``None``."""
@@ -124,31 +154,6 @@ class PriceTable:
         if service is not None and (hit := by_key.get((None, service, unit))):
             return hit
         return by_key.get((None, None, unit))
-
-
-def _optional_name(item: dict[str, Any], key: str, where: str) -> str | None:
-    value = item.get(key)
-    if value is None:
-        return None
-    if not isinstance(value, str) or not value:
-        raise ConfigError(f"{where}.{key}", "must be a non-empty string")
-    return value
-
-
-def _usd(value: object, where: str) -> Decimal:
-    if value is None:
-        raise ConfigError(where, 'required: USD per unit, e.g. "0.0085"')
-    if isinstance(value, bool) or not isinstance(value, str | int | float | Decimal):
-        raise ConfigError(where, f"must be a decimal string or number, got {type(value).__name__}")
-    try:
-        price = Decimal(str(value).strip())
-    except InvalidOperation:
-        raise ConfigError(where, f"not a decimal number: {value!r}") from None
-    if not price.is_finite() or price < 0:
-        raise ConfigError(where, f"must be a finite amount >= 0, got {value!r}")
-    if decimal_places(price) > _MAX_PLACES:
-        raise ConfigError(where, f"more than {_MAX_PLACES} decimal places: {value!r}")
-    return price
 
 
 def _describe(key: tuple[str | None, str | None, str]) -> str:

@@ -44,3 +44,26 @@ def test_exit_with_broker_unreachable_gives_up_after_the_timeout(topic):
     )
     assert done.returncode == 0
     assert "25 events not delivered at exit" in done.stderr
+
+
+def test_shutdown_spends_at_most_the_timeout_in_all(monkeypatch: pytest.MonkeyPatch, topic) -> None:
+    """Flush and stopping the sender share one budget: the sender is never waited for past
+    the flush timeout (it is a daemon thread; exit does not wait for it)."""
+    import spendwatch
+    from spendwatch import runtime, sender
+
+    waits: list[float] = []
+    original = sender.Sender.stop
+
+    def recording_stop(self: sender.Sender, timeout_s: float) -> None:
+        waits.append(timeout_s)
+        original(self, timeout_s)
+
+    monkeypatch.setattr(sender.Sender, "stop", recording_stop)
+    spendwatch.configure(bootstrap_servers=f"127.0.0.1:{free_port()}", service="s", topic=topic)
+    spendwatch.record("job")
+    active = runtime._runtime
+    assert active is not None
+    assert spendwatch.shutdown(0.4) is False  # nothing can be delivered
+    assert len(waits) == 1 and 0.0 <= waits[0] <= 0.4
+    assert active._sender is not None and active._sender._thread.daemon

@@ -48,7 +48,8 @@ class Settings:
     producer_options: Mapping[str, Any] = field(default_factory=dict)
 
 
-def _bootstrap(value: object) -> str:
+def _bootstrap(value: object, field: str = "bootstrap_servers") -> str:
+    """``host:port[,host:port]`` (a string or a list); ``field`` names where it came from."""
     items: Sequence[object]
     if isinstance(value, str):
         items = value.split(",")
@@ -56,19 +57,23 @@ def _bootstrap(value: object) -> str:
         items = value
     else:
         raise ConfigurationError(
-            "bootstrap_servers", f"must be 'host:port[,host:port]', got {type(value).__name__}"
+            field, f"must be 'host:port[,host:port]', got {type(value).__name__}"
         )
     servers: list[str] = []
     for raw in items:
         item = str(raw).strip()
+        if "://" in item:
+            # Kafka speaks its own protocol: a URL here is a mistake, not a form to accept.
+            address = item.split("://", 1)[1].split("/", 1)[0]
+            raise ConfigurationError(
+                field, f"{item!r} is a URL; Kafka takes host:port, e.g. {address!r}"
+            )
         host, sep, port = item.rpartition(":")
         if not item or not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
-            raise ConfigurationError(
-                "bootstrap_servers", f"{item!r} is not host:port (e.g. 'localhost:9092')"
-            )
+            raise ConfigurationError(field, f"{item!r} is not host:port (e.g. 'localhost:9092')")
         servers.append(item)
     if not servers:
-        raise ConfigurationError("bootstrap_servers", "is empty")
+        raise ConfigurationError(field, "is empty")
     return ",".join(servers)
 
 
@@ -102,11 +107,14 @@ def resolve(
     I/O (an unreachable broker is not a configuration error, events wait for it).
     """
     env = os.environ if environ is None else environ
+    # An error in a value read from the environment names the variable, not the argument.
+    servers_field = "bootstrap_servers" if bootstrap_servers is not None else ENV_BOOTSTRAP_SERVERS
     raw_servers = (
         bootstrap_servers
         if bootstrap_servers is not None
         else env.get(ENV_BOOTSTRAP_SERVERS) or DEFAULT_BOOTSTRAP_SERVERS
     )
+    servers = _bootstrap(raw_servers, servers_field)
     raw_service = service if service is not None else env.get(ENV_SERVICE)
     if raw_service is None or raw_service == "":
         raise ConfigurationError(
@@ -114,11 +122,17 @@ def resolve(
         )
     raw_environment = environment if environment is not None else env.get(ENV_ENVIRONMENT) or None
     try:
-        service_name = fields.service_name("service", raw_service)
+        service_name = fields.service_name(
+            "service" if service is not None else ENV_SERVICE, raw_service
+        )
         env_name = (
             None
             if raw_environment is None
-            else fields.text("environment", raw_environment, max_len=64)
+            else fields.text(
+                "environment" if environment is not None else ENV_ENVIRONMENT,
+                raw_environment,
+                max_len=64,
+            )
         )
         tag_map = fields.tags("tags", tags) if tags else None
     except InvalidEventError as exc:
@@ -132,7 +146,7 @@ def resolve(
     if exit_timeout_s < 0:
         raise ConfigurationError("exit_timeout_s", "must not be negative")
     return Settings(
-        bootstrap_servers=_bootstrap(raw_servers),
+        bootstrap_servers=servers,
         service=service_name,
         environment=env_name,
         tags=tag_map,

@@ -44,20 +44,16 @@ from typing import Any, Final, Literal
 
 from . import estimate
 from .errors import ConfigurationError, SpendwatchError
+from .money import format_usd, nusd_to_usd, pattern_matches, usd_to_nusd
 from .status import TOPIC, BudgetStatus, StatusSource, shared_follower
 
 Action = Literal["block", "degrade", "allow"]
 _ACTIONS: Final = ("block", "degrade", "allow")
-_NANO: Final = Decimal(1_000_000_000)
 _MATCH_KEYS: Final = frozenset({"provider", "model"})
 
 
-def _usd(nusd: int) -> Decimal:
-    return Decimal(nusd) / _NANO
-
-
 def _money(amount: Decimal) -> str:
-    return f"${amount.quantize(Decimal('0.01')):,}"
+    return format_usd(usd_to_nusd(amount))
 
 
 class BudgetExceeded(SpendwatchError):
@@ -154,12 +150,6 @@ def _patterns(value: object, where: str) -> tuple[str, ...]:
     return tuple(values)  # type: ignore[arg-type]
 
 
-def _matches(patterns: tuple[str, ...], value: str | None) -> bool:
-    if value is None:
-        return False
-    return any(value.startswith(p[:-1]) if p.endswith("*") else value == p for p in patterns)
-
-
 @dataclass(frozen=True, slots=True)
 class Coverage:
     """Which calls a budget covers for this guard (empty = every call)."""
@@ -168,9 +158,9 @@ class Coverage:
     models: tuple[str, ...] = ()
 
     def covers(self, provider: str | None, model: str | None) -> bool:
-        if self.providers and not _matches(self.providers, provider):
+        if self.providers and not pattern_matches(self.providers, provider):
             return False
-        return not (self.models and not _matches(self.models, model))
+        return not (self.models and not pattern_matches(self.models, model))
 
 
 @dataclass(frozen=True, slots=True)
@@ -336,8 +326,8 @@ class Guard:
             self._count("per_request_blocked", budget)
             raise PerRequestLimitExceeded(
                 budget,
-                estimated_cost_usd=_usd(cost_nusd),
-                per_request_limit_usd=_usd(limit),
+                estimated_cost_usd=nusd_to_usd(cost_nusd),
+                per_request_limit_usd=nusd_to_usd(limit),
                 provider=provider,
                 model=model,
                 input_tokens=est.input_tokens if est else None,
@@ -362,7 +352,7 @@ class Guard:
         if estimated_cost_usd is not None:
             if isinstance(estimated_cost_usd, float):
                 estimated_cost_usd = str(estimated_cost_usd)
-            cost = int((Decimal(str(estimated_cost_usd)) * _NANO).to_integral_value())
+            cost = usd_to_nusd(Decimal(str(estimated_cost_usd)))
             self._enforce_per_request(provider, decision.model, cost, None)
         return decision
 
@@ -489,7 +479,7 @@ def guard(
             raise ConfigurationError("per_request_limit_usd", "must be a decimal amount") from None
         if not amount.is_finite() or amount <= 0:
             raise ConfigurationError("per_request_limit_usd", "must be a positive amount")
-        limit_nusd = int((amount * _NANO).to_integral_value())
+        limit_nusd = usd_to_nusd(amount)
     try:
         price_table = estimate.price_map(prices)
     except (ArithmeticError, ValueError, TypeError, IndexError) as exc:

@@ -13,11 +13,12 @@ import logging
 import multiprocessing.util
 import os
 import threading
+import time
 from collections.abc import Mapping, Sequence
 from typing import Any
 
 from . import config
-from .errors import InvalidEventError
+from .errors import ConfigurationError, InvalidEventError
 from .event import build
 from .queue import EventQueue, Stats
 from .sender import Sender
@@ -69,11 +70,15 @@ class Runtime:
         return self.queue.wait_resolved(timeout_s)
 
     def shutdown(self, timeout_s: float) -> bool:
-        """Flush within ``timeout_s``, then stop the sender; later events are rejected."""
+        """Flush, then stop the sender, all within ``timeout_s``; later events are rejected.
+
+        The sender is a daemon thread: one still connecting to an unreachable broker when the
+        time is up is left behind rather than holding the caller (or the exit) any longer."""
+        deadline = time.monotonic() + max(timeout_s, 0.0)
         flushed = self.flush(timeout_s)
         self.closed = True
         if self._sender is not None:
-            self._sender.stop(timeout_s=max(timeout_s, 0.0) + 2.0)
+            self._sender.stop(timeout_s=max(deadline - time.monotonic(), 0.0))
         return flushed
 
     def stats(self) -> Stats:
@@ -157,7 +162,17 @@ def current() -> Runtime | None:
         return _configure_from_env()
     if not _warned_unconfigured:
         _warned_unconfigured = True
-        log.warning("spendwatch: not configured (call spendwatch.configure()); events discarded")
+        problem = f"{config.ENV_SERVICE} is not set"
+        try:
+            config.resolve()
+        except ConfigurationError as exc:  # names the variable and what is wrong with it
+            if exc.field != "service":
+                problem = f"{exc.field}: {exc.message}"
+        log.warning(
+            "spendwatch: not configured (%s): call spendwatch.configure(service=...) or set "
+            "the SPENDWATCH_* variables; events discarded",
+            problem,
+        )
     return None
 
 

@@ -28,10 +28,11 @@ from typing import Any, Final, Protocol
 
 import orjson
 
+from .money import nusd_to_usd
+
 log = logging.getLogger("spendwatch")
 
 TOPIC: Final = "spendwatch.budget-status.v1"
-_NANO: Final = Decimal(1_000_000_000)
 _STATES: Final = frozenset({"ok", "warning", "critical", "exhausted"})
 _MAX_BACKOFF_S: Final = 5.0
 
@@ -77,11 +78,11 @@ class BudgetStatus:
 
     @property
     def spent_usd(self) -> Decimal:
-        return Decimal(self.spent_nusd) / _NANO
+        return nusd_to_usd(self.spent_nusd)
 
     @property
     def limit_usd(self) -> Decimal:
-        return Decimal(self.limit_nusd) / _NANO
+        return nusd_to_usd(self.limit_nusd)
 
     @property
     def exhausted(self) -> bool:

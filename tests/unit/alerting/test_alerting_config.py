@@ -21,7 +21,7 @@ def test_absent_section_gives_one_console_receiver() -> None:
     empty: dict[str, Any] = {}
     for section in (None, empty):
         s = load(section)
-        assert s.receivers == (ConsoleReceiver("console"),)
+        assert s.receivers == (ConsoleReceiver(name="console"),)
         assert s.default_receivers == ("console",)
         assert s.inhibit_rules == (DEFAULT_RULE,)
         assert (s.defaults.group_wait_s, s.defaults.group_interval_s) == (10.0, 60.0)

@@ -19,10 +19,13 @@ def test_defaults_from_empty_section() -> None:
     assert s.chdb_path == Path(".spendwatch/chdb").resolve()
 
 
-def test_env_overrides_default_but_not_explicit_value() -> None:
+def test_env_overrides_default_and_the_file() -> None:
     env = {DSN_ENV: "http://u:pw@ch.example:8123"}
     assert ClickHouseSettings.from_config({}, env=env).dsn == "http://u:pw@ch.example:8123"
-    explicit = ClickHouseSettings.from_config({"dsn": "chdb:///srv/sw"}, env=env)
+    # Issue 15: the environment beats the file (compose mounts a file naming chDB).
+    overridden = ClickHouseSettings.from_config({"dsn": "chdb:///srv/sw"}, env=env)
+    assert overridden.dsn == "http://u:pw@ch.example:8123"
+    explicit = ClickHouseSettings.from_config({"dsn": "chdb:///srv/sw"}, env={})
     assert explicit.dsn == "chdb:///srv/sw"
     assert explicit.chdb_path == Path("/srv/sw")
 
