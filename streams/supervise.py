@@ -9,6 +9,7 @@ the process stays up would leave budgets silently frozen; an exit cannot be miss
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import os
 import signal
@@ -19,6 +20,8 @@ from functools import wraps
 from typing import Any, Literal, TypeVar
 
 log = logging.getLogger("spendwatch.worker")
+
+CRASH_GRACE_S = 2.0
 
 State = Literal["starting", "running", "stopped", "crashed"]
 F = TypeVar("F", bound=Callable[..., Awaitable[Any]])
@@ -67,7 +70,10 @@ class Supervisor:
         if self.crash_reason is None:
             self.crash_reason = f"{name}: {reason}"
             self.exit_code = 1
-            self._stop()
+            try:  # /health answers "crashed" for a moment, then the worker stops
+                asyncio.get_running_loop().call_later(CRASH_GRACE_S, self._stop)
+            except RuntimeError:
+                self._stop()
 
     def guard(self, name: str, *, loops: bool = True) -> Callable[[F], F]:
         """Decorate an agent / task (``loops=True``: it runs until the worker stops) or a

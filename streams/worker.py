@@ -16,7 +16,7 @@ import sys
 import faust
 from aiokafka.errors import KafkaConnectionError, KafkaError
 
-from streams import topics
+from streams import faults, topics
 from streams.admin import TopicLayoutError, ensure_topics
 from streams.app import LEADER_TOPIC, Pipeline
 from streams.config import Settings
@@ -67,6 +67,11 @@ def run_worker(settings: Settings, *, loglevel: str = "WARNING") -> int:
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
         stream=sys.stderr,
     )
+    try:
+        faults.arm()
+    except ValueError as exc:
+        print(f"spendwatch worker: {exc}", file=sys.stderr)
+        return 2
     try:
         partitions, epoch = asyncio.run(prepare(settings))
     except StartupError as exc:

@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING, Any
 
 import msgspec
 
+from streams import faults
 from streams.budgets.delta import decode_delta
 
 if TYPE_CHECKING:
@@ -23,5 +24,6 @@ async def count_deltas(pipeline: Pipeline, stream: Any) -> None:
         except msgspec.DecodeError as exc:
             log.error("ignoring a malformed budget delta (%s): %r", exc, bytes(raw[:200]))
             continue
+        faults.point("agent.budgets")
         for alert in await pipeline.book.apply(delta):
             await pipeline.send_alert(alert)

@@ -23,6 +23,7 @@ from typing import Final
 import msgspec
 
 DELTA_VERSION: Final = 1
+MAX_EVENTS: Final = 10_000  # per delta message (~250 KB of JSON), far under Kafka's 1 MB
 MAX_NAMES: Final = 50  # contributors per dimension in one delta; the rest go to "(other)"
 OTHER: Final = "(other)"
 
@@ -91,14 +92,26 @@ class DeltaBuilder:
 
     def build(
         self, epoch: str, refused: set[tuple[int, int]] | frozenset[tuple[int, int]] = frozenset()
-    ) -> BudgetDelta | None:
-        """The delta, or None when no event is left. ``refused`` positions (rows ClickHouse
-        dead-lettered) are not counted: the ledger counts only what is stored."""
+    ) -> list[BudgetDelta]:
+        """The deltas (one, or one per ``MAX_EVENTS`` events; contributors go with the
+        last). ``refused`` positions (rows ClickHouse dead-lettered) are not counted: the
+        ledger counts only what is stored."""
         entries = self.entries
         if refused:
             entries = [e for e in entries if (e[0], e[1]) not in refused]
-        if not entries:
-            return None
+        chunks = [entries[i : i + MAX_EVENTS] for i in range(0, len(entries), MAX_EVENTS)]
+        tallies = {d: {n: v for n, v in names.items() if v} for d, names in self.tallies.items()}
+        return [
+            self._delta(epoch, chunk, tallies if i == len(chunks) - 1 else {})
+            for i, chunk in enumerate(chunks)
+        ]
+
+    def _delta(
+        self,
+        epoch: str,
+        entries: list[tuple[int, int, int, int, int]],
+        tallies: dict[str, dict[str, int]],
+    ) -> BudgetDelta:
         partition, offset, ts_us = [], [], []
         cost, tokens = [], []
         p = o = t = 0
@@ -117,5 +130,5 @@ class DeltaBuilder:
             ts_us=ts_us,
             cost_nusd=cost,
             tokens=tokens,
-            tallies={d: {n: v for n, v in names.items() if v} for d, names in self.tallies.items()},
+            tallies=tallies,
         )

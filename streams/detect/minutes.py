@@ -82,6 +82,55 @@ def _bump(counts: dict[str, int], key: str, amount: int, cap: int, other: str = 
     counts[key] = counts.get(key, 0) + amount
 
 
+class MinuteBatch:
+    """One batch's events summed per (partition, minute, service, model, provider, outcome,
+    tag values) before they reach the aggregator: per event, one dict update."""
+
+    __slots__ = ("_expensive", "_tag_keys", "groups", "max_us")
+
+    def __init__(self, tag_keys: tuple[str, ...], expensive: ExpensiveRule) -> None:
+        self._tag_keys = tag_keys
+        self._expensive = expensive
+        self.groups: dict[tuple[Any, ...], list[int]] = {}
+        self.max_us: dict[int, int] = {}
+
+    def add(
+        self,
+        partition: int,
+        service: str,
+        ts_us: int,
+        cost: int,
+        tokens: int,
+        model: str,
+        provider: str,
+        failed: bool,
+        error_type: str | None,
+        tags: Mapping[str, str] | None,
+    ) -> None:
+        tagvals = tuple([tags.get(k) for k in self._tag_keys]) if tags else None
+        key = (
+            partition,
+            ts_us // _US_PER_MINUTE,
+            service,
+            model,
+            provider,
+            failed,
+            error_type if failed else None,
+            self._expensive(model, cost, tokens),
+            tagvals,
+        )
+        group = self.groups.get(key)
+        if group is None:
+            self.groups[key] = [1, cost, tokens]
+        else:
+            group[0] += 1
+            group[1] += cost
+            group[2] += tokens
+        top = self.max_us.get(partition)
+        if top is None or ts_us > top:
+            self.max_us[partition] = ts_us
+
+
 @dataclass(slots=True)
 class _Partition:
     """Event-time progress of one source partition."""
@@ -172,48 +221,65 @@ class MinuteAggregator:
         error_type: str | None,
         tags: Mapping[str, str] | None,
     ) -> list[MinuteBucket]:
-        """Add one priced event, fields given (the hot path's form); buckets it closed."""
-        part = self._partitions.get(partition)
-        if part is None:
-            part = self._partitions[partition] = _Partition()
-        m = ts_us // _US_PER_MINUTE
-        if part.closed_through is not None and m <= part.closed_through:
-            self.late_events += 1
-            return []
-        self.events += 1
-        part.idle_ticks = 0
-        acc = part.open.get((m, service))
-        if acc is None:
-            acc = part.open[(m, service)] = _Acc()
-            part.services.add(service)
+        """Add one priced event, fields given; the buckets of the minutes it closed."""
+        batch = self.batch()
+        batch.add(
+            partition, service, ts_us, cost, tokens, model, provider, failed, error_type, tags
+        )
+        return self.add_batch(batch)
+
+    def batch(self) -> MinuteBatch:
+        """An empty :class:`MinuteBatch` for this aggregator's settings."""
+        return MinuteBatch(self.settings.tag_keys, self._is_expensive)
+
+    def add_batch(self, batch: MinuteBatch) -> list[MinuteBucket]:
+        """Add a hot-path batch's events (summed per group); the buckets of the minutes it
+        closed. The events of one batch arrive together: none is late for another."""
         settings = self.settings
         cap = settings.max_breakdown_keys
-        acc.spend += cost
-        acc.requests += 1
-        acc.tokens += tokens
-        if self._is_expensive(model, cost, tokens):
-            acc.expensive += cost
-            acc.expensive_requests += 1
-        _bump(acc.by_model, model, cost, cap)
-        if tags:
-            for key in settings.tag_keys:
-                value = tags.get(key)
-                if value is not None:
-                    _bump(acc.by_tag, f"{key}:{value}", cost, cap, f"{key}:{OTHER}")
-        if (
-            provider not in acc.req_by_provider
-            and len(acc.req_by_provider) >= settings.max_providers
-        ):
-            provider = OTHER  # the same key for requests and errors keeps the rates consistent
-        acc.req_by_provider[provider] = acc.req_by_provider.get(provider, 0) + 1
-        if failed:
-            acc.errors += 1
-            acc.err_by_provider[provider] = acc.err_by_provider.get(provider, 0) + 1
-            _bump(acc.err_by_type, error_type or "(unknown)", 1, cap)
-        if part.max_us is None or ts_us > part.max_us:
-            part.max_us = ts_us
-            return self._close(part, (ts_us - self._lateness_us) // _US_PER_MINUTE - 1)
-        return []
+        tag_keys = settings.tag_keys
+        for key, (n, cost, tokens) in batch.groups.items():
+            partition, m, service, model, provider, failed, error_type, expensive, tagvals = key
+            part = self._partitions.get(partition)
+            if part is None:
+                part = self._partitions[partition] = _Partition()
+            if part.closed_through is not None and m <= part.closed_through:
+                self.late_events += n
+                continue
+            self.events += n
+            part.idle_ticks = 0
+            acc = part.open.get((m, service))
+            if acc is None:
+                acc = part.open[(m, service)] = _Acc()
+                part.services.add(service)
+            acc.spend += cost
+            acc.requests += n
+            acc.tokens += tokens
+            if expensive:
+                acc.expensive += cost
+                acc.expensive_requests += n
+            _bump(acc.by_model, model, cost, cap)
+            if tagvals is not None:
+                for tag, value in zip(tag_keys, tagvals, strict=True):
+                    if value is not None:
+                        _bump(acc.by_tag, f"{tag}:{value}", cost, cap, f"{tag}:{OTHER}")
+            if (
+                provider not in acc.req_by_provider
+                and len(acc.req_by_provider) >= settings.max_providers
+            ):
+                provider = OTHER  # the same key for requests and errors keeps the rates right
+            acc.req_by_provider[provider] = acc.req_by_provider.get(provider, 0) + n
+            if failed:
+                acc.errors += n
+                acc.err_by_provider[provider] = acc.err_by_provider.get(provider, 0) + n
+                _bump(acc.err_by_type, error_type or "(unknown)", n, cap)
+        buckets: list[MinuteBucket] = []
+        for partition, max_us in batch.max_us.items():
+            part = self._partitions[partition]
+            if part.max_us is None or max_us > part.max_us:
+                part.max_us = max_us
+                buckets += self._close(part, (max_us - self._lateness_us) // _US_PER_MINUTE - 1)
+        return sorted(buckets, key=lambda b: (b.minute_start, b.service))
 
     def close_until(self, now: datetime) -> list[MinuteBucket]:
         """Periodic tick with the wall clock. On each partition where no event arrived during

@@ -191,18 +191,22 @@ class BatchBuilder:
         batch = Batch(self.epoch)
         epoch = self.epoch
         now = _EPOCH + timedelta(microseconds=now_us)
-        ingested = orjson.dumps(now.strftime("%Y-%m-%d %H:%M:%S.%f"))
+        self._now = now
+        ingested = b',"ingested_at":' + orjson.dumps(now.strftime("%Y-%m-%d %H:%M:%S.%f"))
+        tails: dict[int, bytes] = {}  # partition -> the row's constant tail
         cutoff_us = now_us - self.ttl_us
         stored = self.stored
         replay = self.replay
-        detect = self.detect
+        price = self.pricer.price
+        minutes = self.detect.minutes.batch() if self.detect is not None else None
+        account = self._accountant(batch)
         keys_here: dict[int, set[int]] = {}
         added: dict[int, list[tuple[int, int]]] = {}
-        buckets = []
+        rows = batch.rows
+        commit = batch.commit
         for record, result in decoded:
             partition, offset = record.partition, record.offset
-            batch.records += 1
-            batch.commit[partition] = offset + 1
+            commit[partition] = offset + 1
             if isinstance(result, Rejection):
                 batch.letters.append(
                     Letter(
@@ -221,13 +225,14 @@ class BatchBuilder:
             seen_here = keys_here.get(partition)
             if seen_here is None:
                 seen_here = keys_here[partition] = set()
-            mine = replay.pop((partition, offset), None) if replay else None
-            if mine is not None and mine[0] == key:
-                # Stored by this very record before a crash: count it, do not store it again.
-                seen_here.add(key)
-                batch.replayed += 1
-                self._count(batch, event, partition, offset, mine[1].ts_us, mine[1].cost_nusd)
-                continue
+            if replay:
+                mine = replay.pop((partition, offset), None)
+                if mine is not None and mine[0] == key:
+                    # Stored by this very record before a crash: count it, do not store it.
+                    seen_here.add(key)
+                    batch.replayed += 1
+                    account(event, partition, offset, mine[1].ts_us, mine[1].cost_nusd)
+                    continue
             if key in seen_here or stored.seen(partition, key):
                 batch.repeats += 1
                 continue
@@ -237,7 +242,7 @@ class BatchBuilder:
                     seen_here.add(key)
                     if (found.epoch, found.partition, found.offset) == (epoch, partition, offset):
                         batch.replayed += 1
-                        self._count(batch, event, partition, offset, found.ts_us, found.cost_nusd)
+                        account(event, partition, offset, found.ts_us, found.cost_nusd)
                     else:
                         batch.repeats += 1
                     continue
@@ -256,31 +261,44 @@ class BatchBuilder:
                     )
                 )
                 continue
-            price = self.pricer.price(event)
-            cost = price.cost_nusd
+            priced = price(event)
+            cost = priced.cost_nusd
             raw = record.value or b""
             if raw_us == ts_us and event.cost_usd is UNSET and _canonical(event.ts):
-                body = b"".join(
-                    (
-                        raw.rstrip()[:-1],
-                        b',"cost_nusd":%d,"avoided_cost_nusd":%d,"cost_source":"%s",'
-                        % (cost, price.avoided_cost_nusd, price.source.encode()),
-                        b'"unpriced_reason":',
-                        orjson.dumps(price.unpriced_reason or ""),
-                        b',"ingested_at":',
+                tail = tails.get(partition)
+                if tail is None:
+                    tail = tails[partition] = b'%s,"kafka_epoch":"%s","kafka_partition":%d' % (
                         ingested,
-                        b',"kafka_epoch":"%s","kafka_partition":%d,"kafka_offset":%d}'
-                        % (epoch.encode(), partition, offset),
+                        epoch.encode(),
+                        partition,
                     )
+                head = raw.rstrip()
+                if priced.avoided_cost_nusd or priced.unpriced_reason:
+                    extra = b',"avoided_cost_nusd":%d,"unpriced_reason":%s' % (
+                        priced.avoided_cost_nusd,
+                        orjson.dumps(priced.unpriced_reason or ""),
+                    )
+                else:
+                    extra = b""
+                body = b'%s,"cost_nusd":%d,"cost_source":"%s"%s%s,"kafka_offset":%d}' % (
+                    head[:-1],
+                    cost,
+                    priced.source.encode(),
+                    extra,
+                    tail,
+                    offset,
                 )
             else:
-                body = _row_json(event, ts_us, price, now, epoch, partition, offset)
-            batch.rows.append(Row(body, partition, offset, key, ts_us, event.event_id))
-            added.setdefault(partition, []).append((ts_us, key))
-            if price.source == "unpriced":
-                self._unpriced_alert(batch, event, price.unpriced_reason, now)
-            if detect is not None:
-                buckets += detect.minutes.add_event(
+                body = _row_json(event, ts_us, priced, now, epoch, partition, offset)
+            rows.append(Row(body, partition, offset, key, ts_us, event.event_id))
+            pairs = added.get(partition)
+            if pairs is None:
+                pairs = added[partition] = []
+            pairs.append((ts_us, key))
+            if priced.unpriced_reason is not None:
+                self._unpriced_alert(batch, event, priced.unpriced_reason, now)
+            if minutes is not None:
+                minutes.add(
                     partition,
                     event.service,
                     ts_us,
@@ -294,51 +312,19 @@ class BatchBuilder:
                 )
             if self.export_priced:
                 batch.priced.append((event.service.encode(), body))
-            self._count(batch, event, partition, offset, ts_us, cost)
+            account(event, partition, offset, ts_us, cost)
+        batch.records = len(decoded)
         for partition, pairs in added.items():
             stored.add(partition, pairs)
         stored.trim(now_us)
-        if detect is not None and buckets:
-            batch.alerts += detect.observe(buckets)
+        account.close()
+        if minutes is not None and minutes.groups:
+            assert self.detect is not None
+            batch.alerts += self.detect.observe(self.detect.minutes.add_batch(minutes))
         return batch
 
-    def _count(
-        self,
-        batch: Batch,
-        event: UsageEvent,
-        partition: int,
-        offset: int,
-        ts_us: int,
-        cost: int,
-    ) -> None:
-        """Per-request limits and the budget deltas of one stored event."""
-        budgets = self.router.route(event)
-        if not budgets:
-            return
-        entry = (
-            partition,
-            offset,
-            ts_us,
-            cost,
-            (event.input_tokens or 0) + (event.output_tokens or 0),
-        )
-        for budget in budgets:
-            builder = batch.delta(budget.name)
-            builder.add(entry)
-            if cost:
-                builder.tally("service", event.service, cost)
-                if event.provider:
-                    builder.tally("provider", event.provider, cost)
-                if event.model:
-                    builder.tally("model", event.model, cost)
-                if event.tags:
-                    for name in sorted(event.tags):
-                        builder.tally(f"tag:{name}", event.tags[name], cost)
-            limit = budget.per_request_limit_nusd
-            if limit is not None and cost > limit:
-                ts = _EPOCH + timedelta(microseconds=ts_us)
-                start, _ = period_bounds(budget, ts)
-                batch.alerts.append(per_request_alert(budget, start, event.to_dict(), cost, ts))
+    def _accountant(self, batch: Batch) -> _Accountant:
+        return _Accountant(self, batch)
 
     def _unpriced_alert(
         self, batch: Batch, event: UsageEvent, reason: str | None, now: datetime
@@ -350,6 +336,74 @@ class BatchBuilder:
             self._unpriced.clear()
         self._unpriced.add(alert.alert_id)
         batch.alerts.append(alert)
+
+
+class _Accountant:
+    """A batch's budget side: each stored event goes to the delta of every budget that covers
+    it (in batch order, so the ledger finds the exact crossing event) and is checked against
+    per-request limits; contributors are summed per (service, provider, model, tags) and
+    handed to the deltas once, at :meth:`close`."""
+
+    __slots__ = ("_batch", "_builder", "_by_dims", "_spend")
+
+    def __init__(self, builder: BatchBuilder, batch: Batch) -> None:
+        self._builder = builder
+        self._batch = batch
+        # dims -> (budgets, their delta entry lists, any per-request limit)
+        self._by_dims: dict[tuple[Any, ...], tuple[Sequence[Budget], list[list[Any]], bool]] = {}
+        self._spend: dict[tuple[Any, ...], int] = {}
+
+    def __call__(
+        self, event: UsageEvent, partition: int, offset: int, ts_us: int, cost: int
+    ) -> None:
+        tags = event.tags
+        dims = (event.service, event.provider, event.model, tuple(tags.items()) if tags else None)
+        hit = self._by_dims.get(dims)
+        if hit is None:
+            budgets = self._builder.router.route(event)
+            hit = self._by_dims[dims] = (
+                budgets,
+                [self._batch.delta(b.name).entries for b in budgets],
+                any(b.per_request_limit_nusd is not None for b in budgets),
+            )
+        budgets, lists, limited = hit
+        if not budgets:
+            return
+        entry = (
+            partition,
+            offset,
+            ts_us,
+            cost,
+            (event.input_tokens or 0) + (event.output_tokens or 0),
+        )
+        for entries in lists:
+            entries.append(entry)
+        if cost:
+            self._spend[dims] = self._spend.get(dims, 0) + cost
+        if limited:
+            for budget in budgets:
+                limit = budget.per_request_limit_nusd
+                if limit is not None and cost > limit:
+                    ts = _EPOCH + timedelta(microseconds=ts_us)
+                    start, _ = period_bounds(budget, ts)
+                    self._batch.alerts.append(
+                        per_request_alert(budget, start, event.to_dict(), cost, ts)
+                    )
+
+    def close(self) -> None:
+        """Contributors per budget, from the spend summed per dims."""
+        for dims, cost in self._spend.items():
+            service, provider, model, tags = dims
+            for budget in self._by_dims[dims][0]:
+                builder = self._batch.delta(budget.name)
+                builder.tally("service", service, cost)
+                if provider:
+                    builder.tally("provider", provider, cost)
+                if model:
+                    builder.tally("model", model, cost)
+                if tags:
+                    for name, value in sorted(tags):
+                        builder.tally(f"tag:{name}", value, cost)
 
 
 def _canonical(ts: str) -> bool:

@@ -28,7 +28,7 @@ from aiokafka.errors import CommitFailedError, IllegalStateError, KafkaError
 from aiokafka.structs import OffsetAndMetadata, TopicPartition
 from tenacity import AsyncRetrying, retry_if_exception_type, stop_never, wait_exponential
 
-from streams import topics
+from streams import faults, topics
 from streams.budgets.delta import encode_delta
 from streams.hot.batch import Batch, BatchBuilder
 from streams.hot.writer import UsageWriter
@@ -154,14 +154,16 @@ class UsageLoop:
 
     async def _finish(self, batch: Batch) -> None:
         refused = await self.writer.write(batch)
+        faults.point("hot.after_write")
         if refused:
             for row in batch.rows:
                 if (row.partition, row.offset) in refused:
                     window = self.builder.stored.partitions.get(row.partition)
                     if window is not None:
                         window.ids.discard(row.key)
-        deltas = [d for b in batch.deltas.values() if (d := b.build(batch.epoch, refused))]
+        deltas = [d for b in batch.deltas.values() for d in b.build(batch.epoch, refused)]
         await self._send(batch, deltas)
+        faults.point("hot.after_send")
         await self._commit(batch)
         stats = self.stats
         stats.batches += 1
@@ -202,10 +204,11 @@ class UsageLoop:
         )
         async for attempt in retrying:
             with attempt:
-                futures = [
-                    await self.producer.send(topic, value, key=key)
-                    for topic, key, value in messages
-                ]
+                futures = []
+                for topic, key, value in messages:
+                    futures.append(await self.producer.send(topic, value, key=key))
+                    if len(futures) == 1:
+                        faults.point("hot.mid_send")
                 await asyncio.gather(*futures)
 
     async def _commit(self, batch: Batch) -> None:

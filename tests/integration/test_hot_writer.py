@@ -1,0 +1,242 @@
+"""The hot path's ClickHouse writes on real chDB: exact values, refused rows, lost replies.
+
+Rows are built by the real ``BatchBuilder`` and written by the real ``UsageWriter``; the
+expected figures are computed here: LLM costs with ``genai_prices.calc_price``, metered and
+supplied costs with ``Decimal``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from decimal import ROUND_HALF_EVEN, Decimal
+from pathlib import Path
+from types import SimpleNamespace
+from typing import Any
+
+import orjson
+import pytest
+from clickhouse_connect.driver import Client
+from clickhouse_connect.driver.exceptions import OperationalError
+from genai_prices import Usage, calc_price
+
+from sinks.client import make_client
+from sinks.migrate import migrate
+from sinks.settings import ClickHouseSettings
+from streams.config import load_settings
+from streams.hot.batch import Batch, BatchBuilder
+from streams.hot.dedupe import StoredIds, id_key
+from streams.hot.writer import UsageWriter
+from streams.pricing import Pricer
+
+pytestmark = pytest.mark.integration
+
+NOW = datetime.now(UTC).replace(microsecond=0)
+NOW_US = int(NOW.timestamp()) * 1_000_000
+NANO = Decimal("1e-9")
+CONFIG = """
+[[prices]]
+provider = "twilio"
+unit = "minute"
+usd_per_unit = "0.014"
+
+[[budgets]]
+name = "all"
+limit_usd = "1000"
+"""
+
+
+@pytest.fixture(scope="module")
+def chdb_path(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("chdb-hot") / "data"
+
+
+@pytest.fixture()
+def client(chdb_path: Path) -> Iterator[Client]:
+    settings = ClickHouseSettings(dsn=f"chdb://{chdb_path}", database=f"t_{uuid.uuid4().hex[:12]}")
+    c = make_client(settings)
+    migrate(c, settings)
+    yield c
+    c.command(f"DROP DATABASE IF EXISTS `{settings.database}`")
+    c.close()
+
+
+def ts(delta_s: float = 0) -> str:
+    return (NOW + timedelta(seconds=delta_s)).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def event(**over: Any) -> dict[str, Any]:
+    base: dict[str, Any] = {
+        "schema_version": 1,
+        "event_id": str(uuid.uuid4()),
+        "ts": ts(-1),
+        "service": "agents",
+        "operation": "chat",
+        "status": "ok",
+    }
+    base.update(over)
+    return base
+
+
+def builder() -> BatchBuilder:
+    settings = load_settings(text=CONFIG)
+    b = BatchBuilder(
+        pricer=Pricer(settings.prices),
+        budgets=settings.budgets,
+        stored=StoredIds(window_s=3600, max_ids=100_000, skew_s=300),
+        detect=None,
+        ttl_days=90,
+    )
+    b.epoch = "e1"
+    for partition in (0, 1):
+        b.stored.reset(partition, NOW_US - 3_600_000_000, [])
+    return b
+
+
+def batch_of(b: BatchBuilder, values: list[bytes], partition: int = 0, first: int = 0) -> Batch:
+    records = [
+        SimpleNamespace(topic="usage", partition=partition, offset=first + i, key=None, value=v)
+        for i, v in enumerate(values)
+    ]
+    return b.build(b.decode(records), NOW_US)
+
+
+def nusd(usd: Decimal) -> int:
+    return int(usd.quantize(NANO, rounding=ROUND_HALF_EVEN).scaleb(9))
+
+
+def llm_cost(model: str, provider: str, **tokens: int) -> int:
+    usage = Usage(
+        input_tokens=tokens.get("input_tokens"),
+        output_tokens=tokens.get("output_tokens"),
+        cache_read_tokens=tokens.get("cache_read_tokens"),
+    )
+    return nusd(
+        calc_price(usage, model, provider_id=provider, genai_request_timestamp=NOW).total_price
+    )
+
+
+def test_rows_round_trip_with_exact_values(client: Client) -> None:
+    llm = event(
+        provider="openai",
+        model="gpt-4o",
+        input_tokens=12_000,
+        output_tokens=900,
+        cache_read_tokens=4096,
+        tags={"team": "growth", "note": 'a "quoted" <!channel> ünïcode'},
+        latency_ms=812.5,
+    )
+    metered = event(provider="twilio", unit="minute", quantity="2.500000001", service="voice")
+    supplied = event(provider="acme", unit="lookup", cost_usd="0.123456789", cache_hit=True)
+    failed = event(provider="openai", model="gpt-4o", status="error", error_type="RateLimit")
+    offset_ts = event(provider="twilio", unit="minute", ts="2026-11-23T20:00:00.5+02:00")
+    fast_clock = event(provider="twilio", unit="minute", ts=ts(600))
+    events = [llm, metered, supplied, failed, offset_ts, fast_clock]
+    writer = UsageWriter(client)
+    batch = batch_of(builder(), [orjson.dumps(e) for e in events], first=100)
+    assert asyncio.run(writer.write(batch)) == set()
+    rows = {
+        str(r[0]): r[1:]
+        for r in client.query(
+            "SELECT toString(event_id), cost_nusd, avoided_cost_nusd, cost_source, "
+            "toString(quantity), toString(supplied_cost_usd), tags, toUnixTimestamp64Micro(ts), "
+            "kafka_epoch, kafka_partition, kafka_offset, error_type, latency_ms, "
+            "toString(cost_usd) FROM usage_events"
+        ).result_rows
+    }
+    assert len(rows) == 6
+    expected_llm = llm_cost(
+        "gpt-4o", "openai", input_tokens=12_000, output_tokens=900, cache_read_tokens=4096
+    )
+    assert rows[llm["event_id"]][0] == expected_llm
+    assert rows[llm["event_id"]][5] == llm["tags"]
+    assert rows[llm["event_id"]][11] == 812.5
+    assert Decimal(rows[llm["event_id"]][12]) == Decimal(expected_llm).scaleb(-9)
+    assert rows[metered["event_id"]][:4] == (
+        nusd(Decimal("2.500000001") * Decimal("0.014")),
+        0,
+        "price_table",
+        "2.500000001",
+    )
+    assert rows[supplied["event_id"]][:5] == (0, 123_456_789, "supplied", None, "0.123456789")
+    assert rows[failed["event_id"]][0] == 0 and rows[failed["event_id"]][10] == "RateLimit"
+    offset_us = int(datetime(2026, 11, 23, 18, 0, 0, 500000, tzinfo=UTC).timestamp() * 1e6)
+    assert rows[offset_ts["event_id"]][6] == offset_us
+    assert rows[fast_clock["event_id"]][6] == NOW_US  # clamped to the ingest time
+    assert {r[7:10] for r in rows.values()} == {("e1", 0, 100 + i) for i in range(6)}
+    [[minute_sum]] = client.query("SELECT sum(cost_nusd) FROM spend_by_minute").result_rows
+    assert minute_sum == sum(r[0] for r in rows.values())
+
+
+def test_a_refused_row_is_dead_lettered_and_the_rest_is_stored(client: Client) -> None:
+    good = [orjson.dumps(event(provider="twilio", unit="minute")) for _ in range(5)]
+    # Valid JSON that ClickHouse refuses: a field given twice.
+    twice = good[2].replace(b'"service":"agents"', b'"service":"agents","service":"agents"')
+    values = [good[0], good[1], twice, good[3], good[4]]
+    writer = UsageWriter(client)
+    refused = asyncio.run(writer.write(batch_of(builder(), values)))
+    assert refused == {(0, 2)}
+    [[count]] = client.query("SELECT count() FROM usage_events").result_rows
+    assert count == 4
+    [[code, reason, original]] = client.query(
+        "SELECT reason_code, reason, original FROM deadletter"
+    ).result_rows
+    assert code == "insert_refused" and "Duplicate field" in reason
+    assert b'"service":"agents","service":"agents"' in original.encode()
+
+
+def test_a_lost_reply_is_not_written_twice(client: Client) -> None:
+    calls = {"n": 0}
+
+    def lose_the_first_reply(table: str) -> None:
+        calls["n"] += 1
+        if table == "usage_events" and calls["n"] == 1:
+            writer.client.raw_insert(
+                "usage_events",
+                None,
+                insert_block=b"\n".join(r.body for r in batch.rows),
+                fmt="JSONEachRow",
+                settings={"date_time_input_format": "best_effort"},
+            )
+            raise OperationalError("connection reset after the insert was applied")
+
+    writer = UsageWriter(client, retry_initial_s=0.01, fault=lose_the_first_reply)
+    batch = batch_of(
+        builder(), [orjson.dumps(event(provider="twilio", unit="minute")) for _ in range(50)]
+    )
+    assert asyncio.run(writer.write(batch)) == set()
+    assert writer.retries == 1
+    [[count, minute_events]] = client.query(
+        "SELECT (SELECT count() FROM usage_events), (SELECT sum(events) FROM spend_by_minute)"
+    ).result_rows
+    assert (count, minute_events) == (50, 50)
+
+
+def test_the_reads_of_an_assignment(client: Client) -> None:
+    b = builder()
+    # Services on both partitions of two (Kafka's default partitioner on the service).
+    values = [
+        orjson.dumps(event(provider="twilio", unit="minute", service=f"svc-{i}")) for i in range(20)
+    ]
+    batch = batch_of(b, values, first=10)
+    writer = UsageWriter(client)
+    asyncio.run(writer.write(batch))
+    from aiokafka.partitioner import DefaultPartitioner
+
+    part = DefaultPartitioner()
+    expected: dict[int, set[int]] = {0: set(), 1: set()}
+    for v in values:
+        e = orjson.loads(v)
+        expected[part(e["service"].encode(), [0, 1], [0, 1])].add(id_key(e["event_id"]))
+    window = asyncio.run(writer.window([0, 1], 2, NOW_US - 60_000_000))
+    assert {p: {k for _, k in rows} for p, rows in window.items()} == expected
+    only_one = asyncio.run(writer.window([1], 2, NOW_US - 60_000_000))
+    assert set(only_one) == {1}
+    replay = asyncio.run(writer.replay("e1", {0: 25}))
+    assert sorted(replay) == [(0, o) for o in range(25, 30)]
+    first = orjson.loads(values[0])
+    found = asyncio.run(writer.lookup([first["event_id"], str(uuid.uuid4())]))
+    assert list(found) == [first["event_id"]]
+    assert (found[first["event_id"]].epoch, found[first["event_id"]].offset) == ("e1", 10)
