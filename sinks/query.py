@@ -111,3 +111,12 @@ def jsonable(value: Any) -> Any:
     if isinstance(value, (list, tuple, set, frozenset)):
         return [jsonable(v) for v in value]
     return str(value)
+
+
+def recorded_alerts(client: Any, alert_ids: list[str]) -> set[tuple[str, str]]:
+    """``(alert_id, status)`` pairs of ``alert_ids`` the ``alerts`` table already holds."""
+    rows = client.query(
+        "SELECT DISTINCT alert_id, status FROM alerts WHERE alert_id IN {ids:Array(String)}",
+        parameters={"ids": alert_ids},
+    ).result_rows
+    return {(str(a), str(s)) for a, s in rows}

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections import OrderedDict
 from collections.abc import Callable, Sequence
 from datetime import UTC, date, datetime
 from typing import Any, TypeVar
@@ -24,6 +25,7 @@ from sinks.clickhouse import ClickHouseSink
 from sinks.client import make_client
 from sinks.http_endpoint import start_sql_endpoint
 from sinks.migrate import migrate_async
+from sinks.query import recorded_alerts
 from streams.config import Settings
 from streams.digest import build_summary
 from streams.health import SINK_FAILURES_TO_ALERT, sink_health_alert
@@ -49,6 +51,7 @@ class Runtime:
         self.dispatcher: AlertDispatcher | None = None
         self._endpoint: Any = None
         self._sink_episodes: dict[str, datetime] = {}
+        self._handled: OrderedDict[tuple[str, str], None] = OrderedDict()
         self._stopped = False
 
     async def start(self) -> None:
@@ -115,13 +118,37 @@ class Runtime:
     async def handle_alerts(self, alerts: Sequence[Alert], now: datetime) -> None:
         """Hand alerts to the dispatcher (durable in its delivery log), then record them in
         ClickHouse. Notifications go first so a ClickHouse outage delays the record, never
-        the page."""
+        the page.
+
+        The first copy of an alert wins: one emitted again with the same id and status (a
+        replay, or a ledger seeded while the first copy was on its way) is neither submitted
+        nor recorded again, so the recorded alert keeps its original time and figures."""
         assert self.alert_sink is not None and self.dispatcher is not None
+        alerts = await self._first_copies(alerts)
         for alert in alerts:
             await self.dispatcher.submit(alert, now)
         for alert in alerts:
             await self.alert_sink.add(rows.alert_row(alert, recorded_at=now))
         await self.alert_sink.flush()
+
+    async def _first_copies(self, alerts: Sequence[Alert]) -> list[Alert]:
+        fresh: list[Alert] = []
+        for alert in alerts:
+            key = (alert.alert_id, alert.status)
+            if key not in self._handled:
+                fresh.append(alert)
+                self._handled[key] = None
+        unknown = sorted({a.alert_id for a in fresh})
+        if unknown:
+            try:
+                recorded = await self.read(recorded_alerts, unknown)
+            except Exception:  # ClickHouse down: better a repeat than a lost page
+                log.warning("cannot read the alerts table; alerts are not deduplicated")
+                recorded = set()
+            fresh = [a for a in fresh if (a.alert_id, a.status) not in recorded]
+        while len(self._handled) > 100_000:
+            self._handled.popitem(last=False)
+        return fresh
 
     async def check_health(self, now: datetime) -> None:
         """Raise (and later resolve) a pipeline alert for each sink that keeps failing.

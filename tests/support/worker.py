@@ -38,6 +38,14 @@ class WorkerProcess:
             rows: list[list[Any]] = orjson.loads(response.read())["rows"]
             return rows
 
+    def health(self) -> tuple[int, dict[str, Any]]:
+        """``(HTTP status, body)`` of ``GET /health``."""
+        try:
+            with urllib.request.urlopen(f"{self.endpoint}/health", timeout=10) as response:
+                return response.status, orjson.loads(response.read())
+        except urllib.error.HTTPError as exc:
+            return exc.code, orjson.loads(exc.read())
+
     def scalar(self, sql: str) -> Any:
         [[value]] = self.query(sql)
         return value
@@ -60,13 +68,20 @@ def wait_for(predicate: Callable[[], Any], timeout_s: float, what: str) -> None:
 
 @contextlib.contextmanager
 def running_worker(
-    config_text: str, directory: Path, *, ready_timeout_s: float = 90.0
+    config_text: str,
+    directory: Path,
+    *,
+    ready_timeout_s: float = 90.0,
+    env: dict[str, str] | None = None,
+    stderr: Path | None = None,
 ) -> Iterator[WorkerProcess]:
-    """Start ``spendwatch worker`` on ``config_text`` (written into ``directory``)."""
+    """Start ``spendwatch worker`` on ``config_text`` (written into ``directory``), with
+    ``env`` added to a clean environment; its stderr goes to the file ``stderr`` if given."""
     http_port = free_port()
     config = directory / "spendwatch.toml"
     config.write_text(config_text.replace("{http_port}", str(http_port)))
-    env = {k: v for k, v in os.environ.items() if not k.startswith("SPENDWATCH_")}
+    clean = {k: v for k, v in os.environ.items() if not k.startswith("SPENDWATCH_")}
+    err = stderr.open("ab") if stderr is not None else None
     process = subprocess.Popen(
         [
             sys.executable,
@@ -78,7 +93,8 @@ def running_worker(
             "--loglevel",
             os.environ.get("SW_TEST_LOGLEVEL", "WARNING"),
         ],
-        env=env,
+        env={**clean, **(env or {})},
+        stderr=err,
         start_new_session=True,
     )
     worker = WorkerProcess(process, f"http://127.0.0.1:{http_port}", config)
@@ -91,3 +107,5 @@ def running_worker(
         yield worker
     finally:
         stop_process(process, grace_s=30.0)
+        if err is not None:
+            err.close()
