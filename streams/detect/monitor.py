@@ -44,9 +44,7 @@ _SILENT = [0.0, 0.0, 0.0, math.nan]
 TAIL_QUANTILE = 0.99  # normal minutes' spend / baseline ratio a spike must also exceed
 TAIL_MIN_POINTS = 240  # four hours of ratios before the learned tail applies
 TAIL_EVERY_MIN = 10  # recompute the tail this often (a quantile over a day of minutes)
-# warm-up: a rise must also be a jump above the median of the last ten minutes (at least
-# three steps: a coarse offline series)
-JUMP_LOOKBACK_MIN = 10
+JUMP_LOOKBACK = 3  # warm-up: a rise must also be a jump above the last minutes' median
 
 __all__ = ["OTHER", "ROW_NAMES", "MonitorStats", "SpikeMonitor", "Verdict"]
 
@@ -409,10 +407,7 @@ class SpikeMonitor:
 
     def _local_level(self, st: ServiceState, m: int) -> float:
         """Median spend of the last few minutes before ``m`` (warm-up)."""
-        lookback = max(
-            3, min(JUMP_LOOKBACK_MIN, round(JUMP_LOOKBACK_MIN * self._day / MINUTES_PER_DAY))
-        )
-        vals = [st.ring.value(SPEND, k) for k in range(m - lookback, m)]
+        vals = [st.ring.value(SPEND, k) for k in range(m - JUMP_LOOKBACK, m)]
         return _median(vals)
 
     def _tail_ratio(self, st: ServiceState, m: int) -> float:

@@ -53,17 +53,13 @@ def spike_margin(
     gate = upward_margin(
         spend, spend_level, spend_scale, z=z / 2, min_delta=delta, min_ratio=half_ratio
     )
+    mix_gate = gate  # a shift in the model mix is no time-of-day effect: never jump-gated
     if local == local:
-        margin = min(
-            margin,
-            upward_margin(spend, local, spend_scale, z=z, min_delta=delta, min_ratio=ratio),
+        jump = upward_margin(spend, local, spend_scale, z=z, min_delta=delta, min_ratio=ratio)
+        jump_gate = upward_margin(
+            spend, local, spend_scale, z=z / 2, min_delta=delta, min_ratio=half_ratio
         )
-        gate = min(
-            gate,
-            upward_margin(
-                spend, local, spend_scale, z=z / 2, min_delta=delta, min_ratio=half_ratio
-            ),
-        )
+        margin, gate = min(margin, jump), min(gate, jump_gate)
     m_req = m_tok = m_mix = 0.0
     if len(x) > MIX:
         m_req = upward_margin(
@@ -83,7 +79,8 @@ def spike_margin(
     # where ratios mean something (min_ratio on).
     if ratio > 1 and tail > ratio and spend_level > 0:
         margin = min(margin, (spend / spend_level - 1.0) / (tail - 1.0))
-    return SpikeMargin(max(margin, min(gate, max(m_req, m_tok, m_mix))), m_mix)
+    corroborated = max(min(gate, max(m_req, m_tok)), min(mix_gate, m_mix))
+    return SpikeMargin(max(margin, corroborated), m_mix)
 
 
 def cold_margin(spend: float, prior: float, points: int, s: DetectSettings) -> float:
