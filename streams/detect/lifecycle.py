@@ -120,6 +120,8 @@ def spike_step(
         elif anomalous and st.spike.firing:
             st.exclude(m)
     alerts: list[Alert] = []
+    if event is not None and event.kind == "fire":
+        st.fired.append(event.start)
     if event is not None and event.kind == "fire" and st.spike_open is not None:
         window = [b for b in st.recent if b.index >= event.start]
         ratio = st.spike_open.stats.peak_ratio
@@ -182,6 +184,8 @@ def fall_step(
         elif anomalous and st.fall.firing:
             st.exclude(m)
     alerts: list[Alert] = []
+    if event is not None and event.kind == "fire":
+        st.fired.append(event.start)
     if event is not None and event.kind == "fire" and st.fall_open is not None:
         st.fall_open.alert = render.spend_drop_alert(
             service=st.name, start=event.start, minute=m, observed=observed, baseline=baseline

@@ -41,10 +41,14 @@ from streams.detect.window import SortedWindow
 
 ROW_NAMES = B.ROW_NAMES
 _SILENT = [0.0, 0.0, 0.0, math.nan]
+_NO_RESID = [math.nan, math.nan]  # spend / baseline, z of spend
 TAIL_QUANTILE = 0.99  # normal minutes' spend / baseline ratio a spike must also exceed
 TAIL_MIN_POINTS = 240  # four hours of ratios before the learned tail applies
 TAIL_EVERY_MIN = 10  # recompute the tail this often (a quantile over a day of minutes)
-JUMP_LOOKBACK = 3  # warm-up: a rise must also be a jump above the last minutes' median
+RECURRING_EPISODES = 3  # episodes in a day after which their minutes count as normal noise
+# warm-up: a rise must also be a jump above the median of the last three minutes (or the last
+# step, for series coarser than a minute: a ramp of half-hour steps climbs steadily)
+JUMP_LOOKBACK_MIN = 3
 
 __all__ = ["OTHER", "ROW_NAMES", "MonitorStats", "SpikeMonitor", "Verdict"]
 
@@ -116,9 +120,10 @@ class SpikeMonitor:
                 seasons["week"] = [
                     w * self._week + j for w in range(1, s.seasonal_weeks + 1) for j in spread
                 ]
+        # (a seasonal sample slides by reading the point one minute older than its oldest)
         capacity = max(
-            s.seasonal_days * period_min + h + 1 if period_min else 0,
-            s.seasonal_weeks * self._week + h + 1 if self._week else 0,
+            s.seasonal_days * period_min + h + 2 if period_min else 0,
+            s.seasonal_weeks * self._week + h + 2 if self._week else 0,
             s.window_min + 1,
             peak_len + 1,
             s.shift_min + 1,
@@ -248,7 +253,7 @@ class SpikeMonitor:
             alerts += self._step(st, g, self.row_values(None), None)[0]
         if stop > evaluate_until:
             st.ring.fill(evaluate_until, stop, _SILENT, excluded=st.drop.firing)
-            st.resid.fill(evaluate_until, stop, [math.nan], excluded=False)
+            st.resid.fill(evaluate_until, stop, _NO_RESID, excluded=False)
             for rs in st.rates.values():
                 rs.ring.fill(evaluate_until, stop, [math.nan], excluded=False)
             st.recent.clear()
@@ -299,7 +304,12 @@ class SpikeMonitor:
         spend_level = level[SPEND]
         prior = math.nan  # cold start: median of the minutes seen so far
         spend_scale = max(scale[SPEND], s.scale_floor_ratio * spend_level)
-        if not cold and spend_level == spend_level and spend_level < s.min_delta_nusd_per_min:
+        quiet = max(s.min_delta_nusd_per_min, 0)
+        if (
+            not cold
+            and spend_level == spend_level
+            and (spend_level < quiet or (quiet == 0 and spend_level <= 0))
+        ):
             # A quiet service (mostly idle minutes): a ratio against ~0 means nothing, so
             # compare with its typical *active* minute -- in the window, or else over the past
             # day (bursty tools used by people, cron jobs).
@@ -320,9 +330,11 @@ class SpikeMonitor:
                 # Without the time of day, a gradual rise may be the daily cycle: an episode
                 # only starts on a jump above the last few minutes.
                 local = self._local_level(st, m)
+            tail = self._tail_ratio(st, m)
             spike = spike_margin(
-                x, level, scale, spend_level, spend_scale, self._tail_ratio(st, m), s, local=local
-            )
+                x, level, scale, spend_level, spend_scale, tail, s, local=local,
+                tail_z=st.tail_z[0],
+            )  # fmt: skip
             margin = spike.margin
             if rows > MIX and not ring.is_excluded(m - 1):
                 m_pair = surge_margin(
@@ -339,7 +351,9 @@ class SpikeMonitor:
                     margin, span = m_pair, 2
             if s.shift_min and not warm_up:
                 last = [ring.value(SPEND, k) for k in range(m - s.shift_min + 1, m + 1)]
-                rise, fall = shift_margins(last, spend_level, base.low[SPEND], spend_scale, s)
+                rise, fall = shift_margins(
+                    last, spend_level, base.low[SPEND], spend_scale, s, tail_z=st.tail_z
+                )
                 if rise > margin:
                     margin, span = rise, 1
                 if fall:
@@ -366,7 +380,12 @@ class SpikeMonitor:
             )
 
         resid = spend / spend_level if not cold and spend_level > 0 else math.nan
-        st.resid.put(m, [resid])
+        z_spend = (
+            (spend - spend_level) / spend_scale
+            if not cold and spend_scale > 0 and spend_level == spend_level
+            else math.nan
+        )
+        st.resid.put(m, [resid, z_spend])
 
         levels = {
             "spend": _nz(prior if cold or spend_level != spend_level else spend_level),
@@ -407,7 +426,8 @@ class SpikeMonitor:
 
     def _local_level(self, st: ServiceState, m: int) -> float:
         """Median spend of the last few minutes before ``m`` (warm-up)."""
-        vals = [st.ring.value(SPEND, k) for k in range(m - JUMP_LOOKBACK, m)]
+        lookback = max(1, min(JUMP_LOOKBACK_MIN, JUMP_LOOKBACK_MIN * self._day // MINUTES_PER_DAY))
+        vals = [st.ring.value(SPEND, k) for k in range(m - lookback, m)]
         return _median(vals)
 
     def _tail_ratio(self, st: ServiceState, m: int) -> float:
@@ -419,6 +439,20 @@ class SpikeMonitor:
             row = vals[0][~excluded[0] & ~np.isnan(vals[0])]
             if row.size >= TAIL_MIN_POINTS:
                 st.tail_ratio = float(np.quantile(row, TAIL_QUANTILE))
+            keep = ~np.isnan(vals[1])
+            day_ago = m - len(self._peak)
+            if sum(1 for start in st.fired if start >= day_ago) < RECURRING_EPISODES:
+                keep &= ~excluded[1]
+            else:
+                # Episodes after episodes: bursts of this size are this series' normal, however
+                # often they were alerted on. Only the episode still open stays out.
+                opened = [e.start for e in (st.spike, st.fall) if e.start is not None]
+                if opened:
+                    keep &= (m + self._peak) < min(opened)
+            z = vals[1][keep]
+            if z.size >= TAIL_MIN_POINTS:
+                up, down = np.quantile(z, [TAIL_QUANTILE, 1.0 - TAIL_QUANTILE])
+                st.tail_z = (float(up), float(-down))
         return st.tail_ratio
 
     def _active_level(

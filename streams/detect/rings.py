@@ -60,6 +60,9 @@ class SeriesRing:
         self.first: int | None = None
         self.last: int | None = None
         self.seasons = {name: sorted(set(offsets)) for name, offsets in seasons.items()}
+        deepest = max((max(o) for o in self.seasons.values() if o), default=0)
+        if capacity < max(deepest + 2, window + 1):
+            raise ValueError(f"capacity {capacity} too small for offsets up to {deepest}")
         # Sliding a season by one minute: the oldest point of each run of consecutive offsets
         # leaves, the newest point of each run joins.
         self._slide = {

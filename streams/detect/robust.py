@@ -74,8 +74,8 @@ def upward_margin(
     if x != x or level != level:
         return 0.0
     excess = x - level
-    if excess <= 0:
-        return 0.0
+    if excess <= 0 or (min_delta <= 0 and not scale > 0):
+        return 0.0  # no unit and no noise scale (a flat history): nothing to measure with
     m = excess / min_delta if min_delta > 0 else math.inf
     if scale > 0:
         m = min(m, excess / (z * scale))
@@ -93,7 +93,7 @@ def downward_margin(
     if x != x or level != level:
         return 0.0
     excess = level - x
-    if excess <= 0:
+    if excess <= 0 or (min_delta <= 0 and not scale > 0):
         return 0.0
     m = excess / min_delta if min_delta > 0 else math.inf
     if scale > 0:

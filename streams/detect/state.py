@@ -65,6 +65,7 @@ class ServiceState:
         "drop_open",
         "fall",
         "fall_open",
+        "fired",
         "first",
         "frozen",
         "last_traffic",
@@ -77,6 +78,7 @@ class ServiceState:
         "spike_open",
         "tail_at",
         "tail_ratio",
+        "tail_z",
     )
 
     def __init__(self, name: str, first: int, settings: DetectSettings, layout: Layout) -> None:
@@ -84,9 +86,11 @@ class ServiceState:
         self.first = first
         self.last_traffic = first
         self.ring = SeriesRing(layout.rows, layout.capacity, layout.window, layout.seasons)
-        # spend / baseline of each minute over the past day: the service's own tail shape
-        self.resid = MinuteRing(1, layout.resid_capacity)
+        # spend / baseline and the z of spend, of each minute over the past day: the
+        # service's own tail shape
+        self.resid = MinuteRing(2, layout.resid_capacity)
         self.tail_ratio = math.nan
+        self.tail_z = (math.nan, math.nan)  # 99th percentiles of z and of -z
         self.tail_at = first
         self.frozen = Frozen.empty(layout.rows)
         self.choice = SeasonChoice()
@@ -97,6 +101,7 @@ class ServiceState:
         self.drop_open: Open | None = None
         self.fall_open: Open | None = None
         self.adapting = False  # a long spike is being absorbed into the baseline
+        self.fired: deque[int] = deque(maxlen=16)  # start minutes of recent fired episodes
         self.rates: dict[str, RateSeries] = {}
         self.recent: deque[MinuteBucket] = deque(maxlen=layout.keep)
 

@@ -28,6 +28,7 @@ if TYPE_CHECKING:
     from streams.detect.monitor import SpikeMonitor
 
 _SILENT = [0.0, 0.0, 0.0, math.nan]
+_NO_RESID = [math.nan, math.nan]  # spend / baseline, z of spend
 
 
 def seed(monitor: SpikeMonitor, buckets: Iterable[MinuteBucket]) -> int:
@@ -50,11 +51,11 @@ def seed(monitor: SpikeMonitor, buckets: Iterable[MinuteBucket]) -> int:
         if st.ring.last is not None:
             gap_start = st.ring.last + 1
             st.ring.fill(gap_start, m, _SILENT[:rows], excluded=False)
-            st.resid.fill(gap_start, m, [math.nan], excluded=False)
+            st.resid.fill(gap_start, m, _NO_RESID, excluded=False)
             for rs in st.rates.values():
                 rs.ring.fill(gap_start, m, [math.nan], excluded=False)
         st.ring.put(m, monitor.row_values(bucket))
-        st.resid.put(m, [math.nan])
+        st.resid.put(m, _NO_RESID)
         # No provider split (history older than the error-rate window): the rates of that
         # minute are unknown, and no series is created for it.
         known = bool(bucket.requests_by_provider) or not bucket.requests
@@ -98,7 +99,7 @@ def seed_history(
     with np.errstate(invalid="ignore", divide="ignore"):
         dense[MIX, cols] = np.where(requests > 0, v[H.EXPENSIVE_REQUESTS] / requests, np.nan)
     st.ring.put_many(start, [dense[r].tolist() for r in range(rows)])
-    st.resid.fill(max(start, last - st.resid.capacity + 1), last + 1, [math.nan],
+    st.resid.fill(max(start, last - st.resid.capacity + 1), last + 1, _NO_RESID,
                   excluded=False)  # fmt: skip
     traffic = minutes[values[H.REQUESTS] > 0]
     if len(traffic):

@@ -10,6 +10,8 @@ the recent and seasonal levels, so a quiet time that happens every day is not a 
 
 from __future__ import annotations
 
+import math
+
 from streams.detect.robust import downward_margin, upward_margin
 from streams.detect.settings import DetectSettings
 
@@ -20,10 +22,16 @@ SPREAD = 1.0
 
 
 def shift_margins(
-    recent: list[float], level_up: float, level_down: float, scale: float, s: DetectSettings
+    recent: list[float],
+    level_up: float,
+    level_down: float,
+    scale: float,
+    s: DetectSettings,
+    tail_z: tuple[float, float] = (math.nan, math.nan),
 ) -> tuple[float, float]:
     """``(rise, drop)`` margins of the median of ``recent`` (the last ``shift_min`` minutes,
-    missing ones left out; at least half of them must be present)."""
+    missing ones left out; at least half of them must be present). ``tail_z``: the 99th
+    percentiles of normal minutes' z and -z over the past day; the shift must beat them."""
     points = sorted(v for v in recent if v == v)
     k = s.shift_min
     if not k or len(points) * 2 <= k:
@@ -32,6 +40,8 @@ def shift_margins(
     med = (points[(n - 1) // 2] + points[n // 2]) / 2.0
     spread = scale * SPREAD
     z, delta, ratio = s.z_threshold, s.min_delta_nusd_per_min, s.min_ratio
-    rise = upward_margin(med, level_up, spread, z=z, min_delta=delta, min_ratio=ratio)
-    drop = downward_margin(med, level_down, spread, z=z, min_delta=delta, min_ratio=ratio)
+    z_up = max(z, tail_z[0]) if tail_z[0] == tail_z[0] else z
+    z_down = max(z, tail_z[1]) if tail_z[1] == tail_z[1] else z
+    rise = upward_margin(med, level_up, spread, z=z_up, min_delta=delta, min_ratio=ratio)
+    drop = downward_margin(med, level_down, spread, z=z_down, min_delta=delta, min_ratio=ratio)
     return rise, drop

@@ -34,6 +34,7 @@ def spike_margin(
     s: DetectSettings,
     *,
     local: float = math.nan,
+    tail_z: float = math.nan,
 ) -> SpikeMargin:
     """Margin of the per-minute spend rule with its corroborated variant.
 
@@ -42,7 +43,8 @@ def spike_margin(
     after the quiet-service adjustment. ``tail`` is the service's tail ratio (``NaN``: not
     learned yet). ``local`` (warm-up only) is the level of the last few minutes: a rise must
     also be a jump above it, since a gradual rise may be the time of day the detector has not
-    learned yet.
+    learned yet. ``tail_z`` is the 99th percentile of the z of normal minutes over the past
+    day: a spike must beat that too.
     """
     spend = x[SPEND]
     z, delta, ratio = s.z_threshold, s.min_delta_nusd_per_min, s.min_ratio
@@ -79,6 +81,10 @@ def spike_margin(
     # where ratios mean something (min_ratio on).
     if ratio > 1 and tail > ratio and spend_level > 0:
         margin = min(margin, (spend / spend_level - 1.0) / (tail - 1.0))
+    # The same in noise units, for any series: where normal minutes often reach z = 5 (an
+    # autocorrelated series whose short window understates its spread), z = 3 is no news.
+    if tail_z > z and spend_scale > 0:
+        margin = min(margin, (spend - spend_level) / (tail_z * spend_scale))
     corroborated = max(min(gate, max(m_req, m_tok)), min(mix_gate, m_mix))
     return SpikeMargin(max(margin, corroborated), m_mix)
 
