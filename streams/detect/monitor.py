@@ -45,6 +45,7 @@ _NO_RESID = [math.nan, math.nan]  # spend / baseline, z of spend
 TAIL_QUANTILE = 0.99  # normal minutes' spend / baseline ratio a spike must also exceed
 TAIL_MIN_POINTS = 240  # four hours of ratios before the learned tail applies
 TAIL_EVERY_MIN = 10  # recompute the tail this often (a quantile over a day of minutes)
+RANGE_QUANTILE = 0.995  # a series without a money unit must leave this range of its history
 RECURRING_EPISODES = 3  # episodes in a day after which their minutes count as normal noise
 # warm-up: a rise must also be a jump above the median of the last three minutes (or the last
 # step, for series coarser than a minute: a ramp of half-hour steps climbs steadily)
@@ -97,11 +98,14 @@ class SpikeMonitor:
         *,
         period_min: int = MINUTES_PER_DAY,
         spend_only: bool = False,
+        keep_min: int = 0,
     ) -> None:
         """``period_min`` is the seasonal period in steps (a day of minutes in the stream; the
         offline backtest passes a day of rows); ``0`` turns the time-of-day baseline off.
         ``spend_only``: the series carries spend alone (the offline backtest), so the call,
-        token and model-mix rules have nothing to read."""
+        token and model-mix rules have nothing to read. ``keep_min``: hold at least this many
+        steps of history (the offline backtest holds four weeks: the range rule of series
+        without a money unit reads all of it; nothing else looks further back)."""
         self.settings = s = settings or DetectSettings()
         self.stats = MonitorStats()
         self._services: dict[str, ServiceState] = {}
@@ -127,6 +131,7 @@ class SpikeMonitor:
             s.window_min + 1,
             peak_len + 1,
             s.shift_min + 1,
+            keep_min,
         )
         self._layout = Layout(
             rows=1 if spend_only else len(ROW_NAMES),
@@ -333,7 +338,7 @@ class SpikeMonitor:
             tail = self._tail_ratio(st, m)
             spike = spike_margin(
                 x, level, scale, spend_level, spend_scale, tail, s, local=local,
-                tail_z=st.tail_z[0],
+                tail_z=st.tail_z[0], top=st.range[1],
             )  # fmt: skip
             margin = spike.margin
             if rows > MIX and not ring.is_excluded(m - 1):
@@ -352,8 +357,9 @@ class SpikeMonitor:
             if s.shift_min and not warm_up:
                 last = [ring.value(SPEND, k) for k in range(m - s.shift_min + 1, m + 1)]
                 rise, fall = shift_margins(
-                    last, spend_level, base.low[SPEND], spend_scale, s, tail_z=st.tail_z
-                )
+                    last, spend_level, base.low[SPEND], spend_scale, s, tail_z=st.tail_z,
+                    bounds=st.range,
+                )  # fmt: skip
                 if rise > margin:
                     margin, span = rise, 1
                 if fall:
@@ -453,6 +459,18 @@ class SpikeMonitor:
             if z.size >= TAIL_MIN_POINTS:
                 up, down = np.quantile(z, [TAIL_QUANTILE, 1.0 - TAIL_QUANTILE])
                 st.tail_z = (float(up), float(-down))
+            if self.settings.min_ratio <= 1:
+                # No ratio rule (a series without a money unit): what matters is leaving the
+                # range the series kept over its whole history held (up to a week or more).
+                minutes = np.arange(m - st.ring.capacity + 1, m, dtype=np.int64)
+                held, _ = st.ring.take(SPEND, minutes)
+                opened = [e.start for e in (st.spike, st.fall) if e.start is not None]
+                ok = ~np.isnan(held)
+                if opened:
+                    ok &= minutes < min(opened)
+                if ok.sum() >= TAIL_MIN_POINTS:
+                    lo, hi = np.quantile(held[ok], [1.0 - RANGE_QUANTILE, RANGE_QUANTILE])
+                    st.range = (float(lo), float(hi))
         return st.tail_ratio
 
     def _active_level(

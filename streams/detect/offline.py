@@ -26,6 +26,7 @@ from streams.detect.settings import DetectSettings
 
 SERVICE = "series"
 NANO = Decimal(1_000_000_000)
+HISTORY_DAYS = 28  # history held: the range a series without a money unit must leave
 
 
 @dataclass(frozen=True, slots=True)
@@ -102,7 +103,8 @@ def detect_grid(
     Returns per-step scores in ``[0, 1]`` and 0/1 alert flags, plus the alert episodes.
     """
     s, period = settings_for(settings or DetectSettings(), grid.step_s, kind, min_delta)
-    monitor = SpikeMonitor(s, period_min=period, spend_only=True)
+    keep = HISTORY_DAYS * 86400 // grid.step_s
+    monitor = SpikeMonitor(s, period_min=period, spend_only=True, keep_min=keep)
     # Global step numbers: with one-minute steps on whole minutes they are the stream's minute
     # indexes, so alert ids match what the worker would send for the same minutes.
     base = round(grid.start.timestamp() / grid.step_s)

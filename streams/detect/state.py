@@ -70,6 +70,7 @@ class ServiceState:
         "frozen",
         "last_traffic",
         "name",
+        "range",
         "rates",
         "recent",
         "resid",
@@ -91,6 +92,7 @@ class ServiceState:
         self.resid = MinuteRing(2, layout.resid_capacity)
         self.tail_ratio = math.nan
         self.tail_z = (math.nan, math.nan)  # 99th percentiles of z and of -z
+        self.range = (math.nan, math.nan)  # 1st and 99th percentiles of the values held
         self.tail_at = first
         self.frozen = Frozen.empty(layout.rows)
         self.choice = SeasonChoice()

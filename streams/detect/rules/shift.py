@@ -28,6 +28,7 @@ def shift_margins(
     scale: float,
     s: DetectSettings,
     tail_z: tuple[float, float] = (math.nan, math.nan),
+    bounds: tuple[float, float] = (math.nan, math.nan),
 ) -> tuple[float, float]:
     """``(rise, drop)`` margins of the median of ``recent`` (the last ``shift_min`` minutes,
     missing ones left out; at least half of them must be present). ``tail_z``: the 99th
@@ -44,4 +45,9 @@ def shift_margins(
     z_down = max(z, tail_z[1]) if tail_z[1] == tail_z[1] else z
     rise = upward_margin(med, level_up, spread, z=z_up, min_delta=delta, min_ratio=ratio)
     drop = downward_margin(med, level_down, spread, z=z_down, min_delta=delta, min_ratio=ratio)
+    low, top = bounds  # (a series without a ratio rule) the range it kept: leave it
+    if top == top and top > level_up and rise > 0:
+        rise = min(rise, (med - level_up) / (top - level_up))
+    if low == low and low < level_down and drop > 0:
+        drop = min(drop, (level_down - med) / (level_down - low))
     return rise, drop

@@ -35,6 +35,7 @@ def spike_margin(
     *,
     local: float = math.nan,
     tail_z: float = math.nan,
+    top: float = math.nan,
 ) -> SpikeMargin:
     """Margin of the per-minute spend rule with its corroborated variant.
 
@@ -44,7 +45,8 @@ def spike_margin(
     learned yet). ``local`` (warm-up only) is the level of the last few minutes: a rise must
     also be a jump above it, since a gradual rise may be the time of day the detector has not
     learned yet. ``tail_z`` is the 99th percentile of the z of normal minutes over the past
-    day: a spike must beat that too.
+    day: a spike must beat that too. ``top`` (series without a ratio rule only) is the 99th
+    percentile of the values held: a rise must leave that range.
     """
     spend = x[SPEND]
     z, delta, ratio = s.z_threshold, s.min_delta_nusd_per_min, s.min_ratio
@@ -85,6 +87,8 @@ def spike_margin(
     # autocorrelated series whose short window understates its spread), z = 3 is no news.
     if tail_z > z and spend_scale > 0:
         margin = min(margin, (spend - spend_level) / (tail_z * spend_scale))
+    if top == top and top > spend_level and margin > 0:
+        margin = min(margin, (spend - spend_level) / (top - spend_level))
     corroborated = max(min(gate, max(m_req, m_tok)), min(mix_gate, m_mix))
     return SpikeMargin(max(margin, corroborated), m_mix)
 
