@@ -286,7 +286,7 @@ class SpikeMonitor:
         if seasonal_on and self._week and history >= self._week + s.seasonal_halfwidth_min:
             d = ring.season("day", SPEND, m).median()
             w = ring.season("week", SPEND, m).median()
-            st.choice.update(x[SPEND], d, w, 1.0 / day)
+            st.choice.update(x[SPEND], d, w, 1.0 / (7 * day))  # a week of memory
             weekly = st.choice.weekly(day)
         base = B.compute(
             ring,

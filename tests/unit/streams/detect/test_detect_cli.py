@@ -69,6 +69,10 @@ def test_out_file_and_min_delta_override(tmp_path: Path, config: Path) -> None:
     assert run_cli([str(csv), "--config", str(config), "--out", str(out), "--min-delta", "4"]) == 0
     rows = out.read_text().splitlines()[1:]
     assert len(rows) == 45 and all(r.endswith(",0") for r in rows)
+    # positive control: a $3.50 minimum still lets the $3.90 excess through
+    assert run_cli([str(csv), "--config", str(config), "-o", str(out), "--min-delta", "3.5"]) == 0
+    rows = out.read_text().splitlines()[1:]
+    assert [i for i, r in enumerate(rows) if r.endswith(",1")] == [35, 36, 37]
 
 
 @pytest.mark.parametrize(
