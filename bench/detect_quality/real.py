@@ -154,8 +154,10 @@ def tally(series: Series, run: Run, tally: Tally, first_id: int) -> None:
 
 def table(results: dict[str, dict[str, Tally]], names: list[str]) -> list[str]:
     std = measures.PROFILES["standard"]
-    head = "| dataset | series / windows | detector | NAB, pages | NAB, flagged rows | " \
-        "NAB, best threshold | windows paged | false pages | range P | range R | range F1 |"  # fmt: skip
+    head = (
+        "| dataset | series / windows | detector | NAB, pages | NAB, flagged rows | "
+        "NAB, best threshold | windows paged | false pages | range P | range R | range F1 |"
+    )
     lines = [head, "|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|"]
     for dataset in [*CATEGORIES, "all real"]:
         for name in names:

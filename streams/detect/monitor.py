@@ -444,7 +444,7 @@ class SpikeMonitor:
             vals, excluded = st.resid.take(m + self._peak)
             row = vals[0][~excluded[0] & ~np.isnan(vals[0])]
             if row.size >= TAIL_MIN_POINTS:
-                st.tail_ratio = float(np.quantile(row, TAIL_QUANTILE))
+                st.tail_ratio = _quantile(row, TAIL_QUANTILE)
             keep = ~np.isnan(vals[1])
             day_ago = m - len(self._peak)
             if sum(1 for start in st.fired if start >= day_ago) < RECURRING_EPISODES:
@@ -457,8 +457,7 @@ class SpikeMonitor:
                     keep &= (m + self._peak) < min(opened)
             z = vals[1][keep]
             if z.size >= TAIL_MIN_POINTS:
-                up, down = np.quantile(z, [TAIL_QUANTILE, 1.0 - TAIL_QUANTILE])
-                st.tail_z = (float(up), float(-down))
+                st.tail_z = (_quantile(z, TAIL_QUANTILE), -_quantile(z, 1.0 - TAIL_QUANTILE))
             if self.settings.min_ratio <= 1:
                 # No ratio rule (a series without a money unit): what matters is leaving the
                 # range the series kept over its whole history held (up to a week or more).
@@ -469,8 +468,11 @@ class SpikeMonitor:
                 if opened:
                     ok &= minutes < min(opened)
                 if ok.sum() >= TAIL_MIN_POINTS:
-                    lo, hi = np.quantile(held[ok], [1.0 - RANGE_QUANTILE, RANGE_QUANTILE])
-                    st.range = (float(lo), float(hi))
+                    kept = held[ok]
+                    st.range = (
+                        _quantile(kept, 1.0 - RANGE_QUANTILE),
+                        _quantile(kept, RANGE_QUANTILE),
+                    )
         return st.tail_ratio
 
     def _active_level(
@@ -547,6 +549,17 @@ class SpikeMonitor:
                 st, rs, provider, m, anomalous, rate, level, outage, n, e, s
             )
         return alerts, scores
+
+
+def _quantile(values: np.ndarray, q: float) -> float:
+    """``numpy.quantile(values, q)`` (linear interpolation) by partial sort: a tenth of the
+    cost on a day of minutes."""
+    n = len(values)
+    pos = q * (n - 1)
+    lo = int(pos)
+    hi = min(lo + 1, n - 1)
+    part = np.partition(values, (lo, hi))
+    return float(part[lo] + (part[hi] - part[lo]) * (pos - lo))
 
 
 def _median(values: list[float]) -> float:

@@ -142,14 +142,20 @@ class SeriesRing:
     # -- reading ----------------------------------------------------------------------------
     def held(self, minute: int) -> bool:
         """Whether ``minute`` is within the written history still held."""
-        return (
-            self.last is not None
-            and self.first is not None
-            and max(self.first, self.last - self.capacity + 1) <= minute <= self.last
-        )
+        last = self.last
+        if last is None:
+            return False
+        first = self.first if self.first is not None else last
+        lo = last - self.capacity + 1
+        return (first if first > lo else lo) <= minute <= last
 
     def value(self, row: int, minute: int) -> float:
-        if not self.held(minute):
+        last = self.last
+        if last is None or minute > last:
+            return NAN
+        first = self.first if self.first is not None else last
+        lo = last - self.capacity + 1
+        if minute < (first if first > lo else lo):
             return NAN
         return self.values[row][minute % self.capacity]
 
