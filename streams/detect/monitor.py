@@ -77,6 +77,31 @@ class Verdict:
     score: float = 0.0
 
 
+@dataclass(frozen=True, slots=True)
+class _Minute:
+    """Where one service minute stands: its baseline and the spend level and noise scale the
+    rules measure against (after the quiet-service adjustment)."""
+
+    base: B.Baseline
+    spend_level: float
+    spend_scale: float
+    cold: bool
+    warm_up: bool
+
+
+@dataclass(frozen=True, slots=True)
+class _Spend:
+    """The spend rules' verdict: rise margin (and the minutes it vouches for), fall margin
+    and the median it read, the likely cause, the cold-start prior."""
+
+    margin: float
+    span: int
+    fall: float
+    recent: float
+    cause: str
+    prior: float
+
+
 @dataclass
 class MonitorStats:
     """Counters the worker may export: buckets ignored as late, services tracked/evicted."""
@@ -267,21 +292,29 @@ class SpikeMonitor:
     def _step(
         self, st: ServiceState, m: int, x: list[float], bucket: MinuteBucket | None
     ) -> tuple[list[Alert], Verdict]:
-        s = self.settings
+        """One closed minute of one service: write it, compute its baseline, judge it, move
+        the episodes."""
         rows = self._layout.rows
-        ring = st.ring
-        ring.put(m, x)
+        st.ring.put(m, x)
         if bucket is not None:
             st.recent.append(bucket)
             if bucket.requests:
                 st.last_traffic = m
         elif rows == 1 and x[SPEND] == x[SPEND] and x[SPEND] != 0:
             st.last_traffic = m
+        ctx = self._context(st, m, x)
+        spend = self._judge_spend(st, m, x, ctx)
+        return self._advance(st, m, x, bucket, ctx, spend)
+
+    def _context(self, st: ServiceState, m: int, x: list[float]) -> _Minute:
+        """The baseline of minute ``m`` and where the service stands (cold, warm-up)."""
+        s = self.settings
+        rows = self._layout.rows
+        ring = st.ring
         history = m - st.first
         cold = history < s.min_history_min
         day = self._day
         seasonal_on = day > 0 and history >= s.seasonal_min_days * day
-        warm_up = day > 0 and not seasonal_on
         weekly = False
         if seasonal_on and self._week and history >= self._week + s.seasonal_halfwidth_min:
             d = ring.season("day", SPEND, m).median()
@@ -304,10 +337,7 @@ class SpikeMonitor:
         if rows > MIX and x[REQUESTS] > 0 and level[MIX] == level[MIX]:
             p = min(max(level[MIX], 0.02), 0.98)
             scale[MIX] = B._fmax(scale[MIX], math.sqrt(p * (1 - p) / x[REQUESTS]))
-
-        spend = x[SPEND]
         spend_level = level[SPEND]
-        prior = math.nan  # cold start: median of the minutes seen so far
         spend_scale = max(scale[SPEND], s.scale_floor_ratio * spend_level)
         quiet = max(s.min_delta_nusd_per_min, 0)
         if (
@@ -319,60 +349,78 @@ class SpikeMonitor:
             # compare with its typical *active* minute -- in the window, or else over the past
             # day (bursty tools used by people, cron jobs).
             spend_level, spend_scale = self._active_level(st, m, spend_level, spend_scale)
+        return _Minute(base, spend_level, spend_scale, cold, day > 0 and not seasonal_on)
 
-        thr = self._threshold
-        span = 1
-        fall = 0.0
-        recent_median = math.nan
-        if cold or spend_level != spend_level:
-            window = ring.recent(m)[SPEND]
-            prior = window.median()
+    def _judge_spend(self, st: ServiceState, m: int, x: list[float], ctx: _Minute) -> _Spend:
+        """The spend rules' margins for minute ``m`` (see :mod:`streams.detect.rules`)."""
+        s = self.settings
+        ring = st.ring
+        base, spend_level, spend_scale = ctx.base, ctx.spend_level, ctx.spend_scale
+        level, scale = base.level, base.scale
+        spend = x[SPEND]
+        if spend != spend:  # no reading: no evidence either way (the tails still refresh)
+            if not ctx.cold and spend_level == spend_level:
+                self._tail_ratio(st, m)
+            return _Spend(0.0, 1, 0.0, math.nan, "costlier_calls", math.nan)
+        if ctx.cold or spend_level != spend_level:
+            prior = ring.recent(m)[SPEND].median()
             margin = cold_margin(spend, prior, base.count[SPEND], s)
-            cause = "new_service"
-        else:
-            local = math.nan
-            if warm_up and st.spike.start is None:
-                # Without the time of day, a gradual rise may be the daily cycle: an episode
-                # only starts on a jump above the last few minutes.
-                local = self._local_level(st, m)
-            tail = self._tail_ratio(st, m)
-            spike = spike_margin(
-                x, level, scale, spend_level, spend_scale, tail, s, local=local,
-                tail_z=st.tail_z[0], top=st.range[1],
+            return _Spend(margin, 1, 0.0, math.nan, "new_service", prior)
+        local = math.nan
+        if ctx.warm_up and st.spike.start is None:
+            # Without the time of day, a gradual rise may be the daily cycle: an episode only
+            # starts on a jump above the last few minutes.
+            local = self._local_level(st, m)
+        tail = self._tail_ratio(st, m)
+        spike = spike_margin(
+            x, level, scale, spend_level, spend_scale, tail, s, local=local,
+            tail_z=st.tail_z[0], top=st.range[1],
+        )  # fmt: skip
+        margin, span = spike.margin, 1
+        if self._layout.rows > MIX and not ring.is_excluded(m - 1):
+            m_pair = surge_margin(
+                x[REQUESTS],
+                ring.value(REQUESTS, m - 1),
+                spend,
+                ring.value(SPEND, m - 1),
+                level[REQUESTS],
+                scale[REQUESTS],
+                spend_level,
+                s,
+            )
+            if m_pair >= self._threshold and m_pair > margin:
+                margin, span = m_pair, 2
+        fall, recent = 0.0, math.nan
+        if s.shift_min and not ctx.warm_up:
+            last = [ring.value(SPEND, k) for k in range(m - s.shift_min + 1, m + 1)]
+            rise, fall = shift_margins(
+                last, spend_level, base.low[SPEND], spend_scale, s, tail_z=st.tail_z,
+                bounds=st.range,
             )  # fmt: skip
-            margin = spike.margin
-            if rows > MIX and not ring.is_excluded(m - 1):
-                m_pair = surge_margin(
-                    x[REQUESTS],
-                    ring.value(REQUESTS, m - 1),
-                    spend,
-                    ring.value(SPEND, m - 1),
-                    level[REQUESTS],
-                    scale[REQUESTS],
-                    spend_level,
-                    s,
-                )
-                if m_pair >= thr and m_pair > margin:
-                    margin, span = m_pair, 2
-            if s.shift_min and not warm_up:
-                last = [ring.value(SPEND, k) for k in range(m - s.shift_min + 1, m + 1)]
-                rise, fall = shift_margins(
-                    last, spend_level, base.low[SPEND], spend_scale, s, tail_z=st.tail_z,
-                    bounds=st.range,
-                )  # fmt: skip
-                if rise > margin:
-                    margin, span = rise, 1
-                if fall:
-                    recent_median = _median(last)
-            cause = likely_cause(spike.mix, x, level, s)
-        missing = spend != spend
-        if missing:
-            margin = fall = 0.0
-        spike_anomalous = margin >= thr
-        fall_anomalous = fall >= thr
-        if rows > REQUESTS and x[REQUESTS] == 0:
-            fall_anomalous = False  # a silent minute: the traffic rule speaks for it
+            if rise > margin:
+                margin, span = rise, 1
+            if fall:
+                recent = _median(last)
+        return _Spend(margin, span, fall, recent, likely_cause(spike.mix, x, level, s), math.nan)
 
+    def _advance(
+        self,
+        st: ServiceState,
+        m: int,
+        x: list[float],
+        bucket: MinuteBucket | None,
+        ctx: _Minute,
+        v: _Spend,
+    ) -> tuple[list[Alert], Verdict]:
+        """Verdicts -> episodes -> alerts, and the minute's tail statistics."""
+        s = self.settings
+        rows = self._layout.rows
+        base, spend_level, spend_scale, cold = ctx.base, ctx.spend_level, ctx.spend_scale, ctx.cold
+        spend = x[SPEND]
+        missing = spend != spend
+        spike_anomalous = v.margin >= self._threshold
+        silent = rows > REQUESTS and x[REQUESTS] == 0  # the traffic rule speaks for it
+        fall_anomalous = v.fall >= self._threshold and not silent
         drop_anomalous = False
         if rows > REQUESTS:
             drop_anomalous = is_traffic_drop(
@@ -384,7 +432,6 @@ class SpikeMonitor:
                 cold,
                 s,
             )
-
         resid = spend / spend_level if not cold and spend_level > 0 else math.nan
         z_spend = (
             (spend - spend_level) / spend_scale
@@ -392,29 +439,24 @@ class SpikeMonitor:
             else math.nan
         )
         st.resid.put(m, [resid, z_spend])
-
+        level = base.level
         levels = {
-            "spend": _nz(prior if cold or spend_level != spend_level else spend_level),
+            "spend": _nz(v.prior if cold or spend_level != spend_level else spend_level),
             "requests": _nz(level[REQUESTS]) if rows > REQUESTS else 0.0,
             "tokens": _nz(level[2]) if rows > 2 else 0.0,
             "expensive_call_share": _nz(level[MIX]) if rows > MIX else 0.0,
         }
         evidence = None if missing else spike_anomalous
-        alerts = lifecycle.spike_step(st, m, evidence, spend, levels, cause, span, s)
+        alerts = lifecycle.spike_step(st, m, evidence, spend, levels, v.cause, v.span, s)
         if rows > REQUESTS:
             alerts += lifecycle.traffic_step(st, m, drop_anomalous, st.frozen.level[REQUESTS])
-        fall_evidence = (
-            None if missing or (rows > REQUESTS and x[REQUESTS] == 0) else fall_anomalous
-        )
-        alerts += lifecycle.fall_step(
-            st, m, fall_evidence, _nz(recent_median), _nz(base.low[SPEND]), s
-        )
+        fall_evidence = None if missing or silent else fall_anomalous
+        alerts += lifecycle.fall_step(st, m, fall_evidence, _nz(v.recent), _nz(base.low[SPEND]), s)
         error_scores: dict[str, float] = {}
         if bucket is not None or st.rates:
             more, error_scores = self._error_rates(st, m, bucket, cold)
             alerts += more
-        spike_score = score_of(margin)
-        fall_score = score_of(fall)
+        spike_score, fall_score = score_of(v.margin), score_of(v.fall)
         verdict = Verdict(
             service=st.name,
             minute=m,
