@@ -189,3 +189,24 @@ def test_a_reading_that_falls_is_an_anomaly_for_a_gauge() -> None:
     # read as dollars per five minutes the same fall is as clear
     spend = detect_grid(grid, kind="spend")
     assert [(e.direction, e.first) for e in spend.episodes] == [("drop", 4 * 288 + 102)]
+
+
+def test_a_spend_drop_open_at_a_restart_resolves_under_its_own_id() -> None:
+    start = 3 * DAY + 600
+    buckets = calls_on(4, {m: "0.30" for m in range(start, start + 30)})
+    cut = start + 10  # the worker stops ten minutes into the drop
+    fired = [a for _, a in feed(SpikeMonitor(), buckets[:cut]) if a.status == "firing"]
+    assert [a.labels["detector"] for a in fired] == ["spend_drop"]
+    restarted = SpikeMonitor()
+    assert restarted.seed(buckets[:cut]) == cut
+    assert restarted.restore(fired[0])
+    rest = feed(restarted, buckets[cut:])
+    assert [(m, a.alert_id, a.status) for m, a in rest] == [
+        (start + 34, fired[0].alert_id, "resolved")
+    ]
+    # without the restore the restarted worker opens a second alert for the same drop
+    fresh = SpikeMonitor()
+    fresh.seed(buckets[:cut])
+    again = [a for _, a in feed(fresh, buckets[cut:])]
+    assert [a.status for a in again] == ["firing", "resolved"]
+    assert again[0].alert_id != fired[0].alert_id
