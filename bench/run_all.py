@@ -18,7 +18,8 @@ SCRIPTS = (
     ["bench_budgets.py"],
     ["bench_alerting.py"],
     ["bench_sdk.py"],
-    ["detect_quality/run.py"],
+    ["-m", "bench.detect_quality.run"],
+    ["-m", "bench.detect_quality.real"],
     ["bench_warm_start.py"],
     ["bench_pipeline.py", "--events", "10000", "--seconds", "10"],
 )
@@ -28,7 +29,8 @@ def main() -> int:
     failed = []
     for script, *args in SCRIPTS:
         print(f"\n=== {script} {' '.join(args)}", flush=True)
-        code = subprocess.call([sys.executable, str(HERE / script), *args], cwd=HERE.parent)
+        target = [script, *args] if script == "-m" else [str(HERE / script), *args]
+        code = subprocess.call([sys.executable, *target], cwd=HERE.parent)
         if code:
             failed.append(script)
     if failed:

@@ -24,6 +24,12 @@ Method, in short (details and every parameter in ``streams/detect/README.md``):
   ``min_errors_per_min`` errors; >= ``outage_error_rate`` is an outage (critical).
   Drop: a busy service (>= ``busy_min_requests_per_min``, hardly ever idle, usually busy at
   this time of day) with zero calls for ``drop_min`` minutes.
+* Sustained shifts: the median of the last ``shift_min`` minutes; a lasting rise joins the
+  spike episode, a lasting fall is a spend drop (``failure``, series ``spend_drop``). Time of
+  week replaces time of day for a service it predicts better. Until the time of day is known
+  (warm-up) an episode only starts on a jump above the last minutes.
+* Score: each rule's margin ``m`` becomes ``m / (1 + m)`` in [0, 1]; alerts need
+  ``score >= 1 - sensitivity``.
 * Lifecycle: fire after ``confirm_min`` consecutive anomalous minutes, resolve after
   ``resolve_min`` normal ones; a spike lasting ``relearn_after_min`` becomes the new baseline
   (resolves as ``baseline_adapted``). Alert id = ``alert_id_for(kind, service, series,

@@ -72,7 +72,7 @@ _OPEN_ALERTS_SQL = """
 SELECT alert_id, kind, severity, title, summary, fired_at, labels, figures, contributors
 FROM alerts
 WHERE status = 'firing' AND kind IN ('spike', 'failure')
-  AND labels['detector'] IN ('spike', 'traffic_drop', 'error_rate')
+  AND labels['detector'] IN ('spike', 'traffic_drop', 'spend_drop', 'error_rate')
   AND fired_at >= toDateTime({first}, 'UTC')
   AND alert_id NOT IN (SELECT alert_id FROM alerts WHERE status = 'resolved'
                        AND fired_at >= toDateTime({first}, 'UTC'))

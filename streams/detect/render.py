@@ -103,10 +103,12 @@ class EpisodeStats:
     peak: float = 0.0  # largest observed value
     peak_ratio: float = 0.0
     excess: float = 0.0  # sum of (observed - baseline) over anomalous minutes
+    total: float = 0.0  # sum of observed over anomalous minutes
     extra: dict[str, str] = field(default_factory=dict)
 
     def add(self, observed: float, baseline: float) -> None:
         self.minutes += 1
+        self.total += observed
         self.peak = max(self.peak, observed)
         ratio = observed / baseline if baseline > 0 else math.inf
         self.peak_ratio = max(self.peak_ratio, ratio)
@@ -124,7 +126,7 @@ def resolved(
     """The resolved notice of ``fired``: same id, status ``resolved``, at the end of ``minute``."""
     episode_min = minute - (stats.start if stats else minute) + 1
     figs = {**fired.figures, **figures, "resolution": reason, "episode_minutes": str(episode_min)}
-    if stats is not None and fired.figures.get("unit") == "usd_per_min":
+    if stats is not None and fired.labels.get("detector") == "spike":
         figs["excess_usd"] = usd(stats.excess)
         figs["peak_ratio"] = dec(stats.peak_ratio, 2)
     return replace(
@@ -143,17 +145,24 @@ def spike_alert(
     service: str,
     start: int,
     minute: int,
-    window: list[MinuteBucket],
+    window: list[MinuteBucket] | None,
     levels: Mapping[str, float],
     cause: str,
     severity: Severity,
     max_contributors: int,
+    stats: EpisodeStats | None = None,
 ) -> Alert:
-    """Firing spend-spike alert; ``window`` is the anomalous minutes so far, ``levels`` the
+    """Firing spend-spike alert; ``window`` is the buckets of the anomalous minutes so far
+    (``None`` for a spend-only series, whose figures come from ``stats``), ``levels`` the
     baselines per minute (spend nano-USD, requests, tokens, share of calls on expensive
     models)."""
-    n = max(len(window), 1)
-    spend = sum(b.spend_nusd for b in window) / n
+    if window is None:
+        n = max(stats.minutes if stats else 1, 1)
+        window = []
+        spend = (stats.total if stats else 0.0) / n
+    else:
+        n = max(len(window), 1)
+        spend = sum(b.spend_nusd for b in window) / n
     requests = sum(b.requests for b in window) / n
     tokens = sum(b.tokens for b in window) / n
     total_spend = sum(b.spend_nusd for b in window)
@@ -244,6 +253,35 @@ def error_rate_alert(
             "window_minutes": str(len(window)),
         },
         contributors=top_contributors(window, max_contributors, errors=True),
+    )
+
+
+def spend_drop_alert(
+    *, service: str, start: int, minute: int, observed: float, baseline: float
+) -> Alert:
+    """Firing spend-drop alert: ``service`` has spent about ``observed`` a minute (median of
+    the last minutes, nano-USD) since ``start`` against its usual ``baseline``."""
+    ratio = observed / baseline if baseline > 0 else 0.0
+    return Alert(
+        alert_id=episode_id("failure", service, "spend_drop", start),
+        kind="failure",
+        severity="warning",
+        title=f"{service}: spend fell to {ratio:.0%} of its baseline "
+        f"({money_text(observed)}/min vs {money_text(baseline)}/min)",
+        summary=f"{service} has spent about {money_text(observed)}/min since "
+        f"{minute_start(start).strftime('%Y-%m-%d %H:%M UTC')}, against a usual "
+        f"{money_text(baseline)}/min at this time: a part of it may be failing quietly "
+        "(calls erroring out early, an agent or a job that stopped).",
+        fired_at=minute_start(minute) + MINUTE,
+        labels={"service": service, "metric": "spend", "detector": "spend_drop"},
+        figures={
+            "metric": "spend",
+            "unit": "usd_per_min",
+            "observed": usd(observed),
+            "baseline": usd(baseline),
+            "ratio": dec(ratio, 2),
+            "episode_start": minute_start(start).isoformat(),
+        },
     )
 
 

@@ -7,6 +7,8 @@ window. ``1.4826 * MAD`` estimates the standard deviation of Gaussian noise.
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 import numpy.typing as npt
 
@@ -65,27 +67,53 @@ def upward_margin(
     """How far ``x`` clears every upward rule, as a multiple of the nearest threshold.
 
     The rules: ``x - level >= z * scale`` (unusual for this noise), ``x - level >= min_delta``
-    (large enough to matter) and, if ``min_ratio`` is given, ``x >= min_ratio * level``.
-    Returns the smallest of the three ratios "excess / threshold"; ``>= 1`` means anomalous.
-    ``NaN`` level or ``x`` gives ``0`` (no evidence, never anomalous).
+    (large enough to matter; ``<= 0`` = off) and, if ``min_ratio`` is given and above 1,
+    ``x >= min_ratio * level``. Returns the smallest of the ratios "excess / threshold";
+    ``>= 1`` means anomalous. ``NaN`` level or ``x`` gives ``0`` (no evidence, never anomalous).
     """
-    if np.isnan(x) or np.isnan(level):
+    if x != x or level != level:
         return 0.0
     excess = x - level
-    if excess <= 0:
-        return 0.0
-    m = excess / min_delta
+    if excess <= 0 or (min_delta <= 0 and not scale > 0):
+        return 0.0  # no unit and no noise scale (a flat history): nothing to measure with
+    m = excess / min_delta if min_delta > 0 else math.inf
     if scale > 0:
         m = min(m, excess / (z * scale))
-    if min_ratio is not None and level > 0:
+    if min_ratio is not None and min_ratio > 1.0 and level > 0:
         m = min(m, (x / level - 1.0) / (min_ratio - 1.0))
     return float(m)
 
 
+def downward_margin(
+    x: float, level: float, scale: float, *, z: float, min_delta: float, min_ratio: float | None
+) -> float:
+    """The mirror of :func:`upward_margin` for a fall below ``level``: ``level - x >= z x
+    scale``, ``level - x >= min_delta`` and, if ``min_ratio`` is above 1 and the level
+    positive, ``x <= level / min_ratio``."""
+    if x != x or level != level:
+        return 0.0
+    excess = level - x
+    if excess <= 0 or (min_delta <= 0 and not scale > 0):
+        return 0.0
+    m = excess / min_delta if min_delta > 0 else math.inf
+    if scale > 0:
+        m = min(m, excess / (z * scale))
+    if min_ratio is not None and min_ratio > 1.0 and level > 0:
+        m = min(m, (level / x - 1.0) / (min_ratio - 1.0)) if x > 0 else m
+    return float(m)
+
+
 def score_of(margin: float) -> float:
-    """Map a margin in ``[0, inf)`` to an anomaly score in ``[0, 1)``; ``margin 1 -> 0.5``."""
+    """Map a margin in ``[0, inf)`` to an anomaly score in ``[0, 1]``; ``margin 1 -> 0.5``."""
     if not margin > 0:
         return 0.0
-    if np.isinf(margin):
+    if math.isinf(margin):
         return 1.0
     return float(margin / (1.0 + margin))
+
+
+def margin_threshold(sensitivity: float) -> float:
+    """The margin a verdict needs at ``sensitivity`` in ``(0, 1)``: the alert rule is
+    ``score >= 1 - sensitivity``, i.e. ``margin >= (1 - sensitivity) / sensitivity``
+    (``0.5`` -> 1: exactly the rules as stated)."""
+    return (1.0 - sensitivity) / sensitivity

@@ -30,6 +30,9 @@ class DetectSettings:
 
     enabled: bool = True
     warm_start: bool = True  # a (re)starting worker reads its history from ClickHouse
+    # alert rule: anomaly score >= 1 - sensitivity (0.5: every rule exactly as stated below;
+    # higher pages on weaker evidence, lower asks for more)
+    sensitivity: float = 0.5
     # -- baseline --------------------------------------------------------------------------
     window_min: int = 60  # trailing window of the rolling median / MAD
     min_points: int = 20  # usable (non-anomalous, non-missing) minutes the window needs
@@ -37,6 +40,7 @@ class DetectSettings:
     seasonal_min_days: int = 3  # days of history before the time-of-day baseline joins in
     seasonal_days: int = 7  # previous days consulted (and days of history kept)
     seasonal_halfwidth_min: int = 5  # +- minutes around the same minute-of-day
+    seasonal_weeks: int = 1  # previous weeks for the time-of-week baseline; 0 = off
     scale_floor_ratio: float = 0.05  # noise scale is at least this fraction of the baseline
     # -- upward spikes (spend, requests, tokens, model mix) ------------------------------------
     z_threshold: float = 3.0  # robust z-score (excess / noise scale) a spike must reach
@@ -50,6 +54,9 @@ class DetectSettings:
     critical_ratio: float = 5.0  # spike severity: critical at or above this multiple
     cold_start_nusd_per_min: int = 2_000_000_000  # $2/min alerts even without history; 0 = off
     relearn_after_min: int = 120  # a level shift this old becomes the new baseline; 0 = never
+    # sustained shifts: the median of the last shift_min minutes against the baseline (a
+    # lasting rise too noisy minute by minute; a spend drop); 0 = off
+    shift_min: int = 5
     # -- failures ----------------------------------------------------------------------------
     min_delta_error_rate: float = 0.10  # error rate must rise this much above its baseline
     min_errors_per_min: int = 3
@@ -73,6 +80,7 @@ class DetectSettings:
         """Minutes of history kept per series (ring-buffer length)."""
         return max(
             self.seasonal_days * MINUTES_PER_DAY + self.seasonal_halfwidth_min + 1,
+            self.seasonal_weeks * 7 * MINUTES_PER_DAY + self.seasonal_halfwidth_min + 1,
             self.window_min + 1,
         )
 
@@ -100,6 +108,7 @@ class DetectSettings:
         s = cls(
             enabled=get("enabled", d.enabled, _bool),
             warm_start=get("warm_start", d.warm_start, _bool),
+            sensitivity=get("sensitivity", d.sensitivity, _float_range(0.05, 0.95)),
             window_min=get("window_min", d.window_min, _int_range(5, 1440)),
             min_points=get("min_points", d.min_points, _int_range(3, 1440)),
             min_history_min=get("min_history_min", d.min_history_min, _int_range(0, 10080)),
@@ -108,6 +117,7 @@ class DetectSettings:
             seasonal_halfwidth_min=get(
                 "seasonal_halfwidth_min", d.seasonal_halfwidth_min, _int_range(0, 60)
             ),
+            seasonal_weeks=get("seasonal_weeks", d.seasonal_weeks, _int_range(0, 4)),
             scale_floor_ratio=get("scale_floor_ratio", d.scale_floor_ratio, _float_range(0, 10)),
             z_threshold=get("z_threshold", d.z_threshold, _float_range(0.5, 100)),
             min_ratio=get("min_ratio", d.min_ratio, _float_range(1.01, 1000)),
@@ -129,6 +139,7 @@ class DetectSettings:
                 "cold_start_usd_per_min", d.cold_start_nusd_per_min, _usd(allow_zero=True)
             ),
             relearn_after_min=get("relearn_after_min", d.relearn_after_min, _int_range(0, 10**6)),
+            shift_min=get("shift_min", d.shift_min, _int_range(0, 240)),
             min_delta_error_rate=get(
                 "min_delta_error_rate", d.min_delta_error_rate, _float_range(0.001, 1)
             ),
@@ -160,6 +171,8 @@ class DetectSettings:
             raise ConfigError(
                 f"{path}.seasonal_min_days", f"must be at most seasonal_days ({s.seasonal_days})"
             )
+        if s.shift_min == 1:
+            raise ConfigError(f"{path}.shift_min", "must be 0 (off) or from 2 to 240")
         if 0 < s.relearn_after_min <= s.confirm_min:
             raise ConfigError(f"{path}.relearn_after_min", "must be 0 or more than confirm_min")
         return s

@@ -118,9 +118,7 @@ class DetectStream:
         """A source partition went to another worker: stop following its services here, so
         they are not taken for silent (the other worker follows them now)."""
         for service in self.minutes.forget_partition(partition):
-            forget = getattr(self.monitor, "forget", None)
-            if forget is not None:
-                forget(service)
+            self.monitor.forget(service)
 
     def tick(self, now: datetime) -> list[Alert]:
         """Periodic (every few seconds) with the wall clock: closes minutes of an idle stream

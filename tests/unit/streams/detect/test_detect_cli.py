@@ -69,16 +69,19 @@ def test_out_file_and_min_delta_override(tmp_path: Path, config: Path) -> None:
     assert run_cli([str(csv), "--config", str(config), "--out", str(out), "--min-delta", "4"]) == 0
     rows = out.read_text().splitlines()[1:]
     assert len(rows) == 45 and all(r.endswith(",0") for r in rows)
+    # positive control: a $3.50 minimum still lets the $3.90 excess through
+    assert run_cli([str(csv), "--config", str(config), "-o", str(out), "--min-delta", "3.5"]) == 0
+    rows = out.read_text().splitlines()[1:]
+    assert [i for i, r in enumerate(rows) if r.endswith(",1")] == [35, 36, 37]
 
 
 @pytest.mark.parametrize(
     ("text", "message"),
     [
-        ("2025-03-03T00:00:00Z,1\n2025-03-03T00:01:00Z,1\n2025-03-03T00:02:30Z,1\n", "multiple"),
-        ("2025-03-03T00:00:00Z,1\n2025-03-03T00:00:00Z,1\n", "strictly increasing"),
-        ("2025-03-03T00:00:00Z,1\n2025-03-03T00:01:00Z,-1\n", "line 2: value must be"),
-        ("2025-03-03T00:00:00Z,1\n2025-03-03T00:01:00,1\n", "line 2: bad timestamp"),
+        ("2025-03-03T00:00:00Z,1\n2025-03-03T00:00:00Z,1\n", "same timestamp"),
+        ("2025-03-03T00:00:00Z,1\nyesterday,1\n", "line 2: bad timestamp"),
         ("2025-03-03T00:00:00Z,1\n2025-03-03T00:01:00Z,abc\n", "line 2: bad value"),
+        ("2025-03-03T00:00:00Z,1\n2025-03-03T00:01:00Z,NaN\n", "line 2: value must be"),
         ("2025-03-03T00:00:00Z,1\n", "at least two rows"),
     ],
 )
@@ -93,6 +96,14 @@ def test_bad_input_is_a_clear_error(
     assert message in err
 
 
+def test_bad_timezone_is_a_clear_error(
+    tmp_path: Path, config: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    csv = write_csv(tmp_path / "spend.csv", 60, VALUES)
+    assert run_cli([str(csv), "--config", str(config), "--timezone", "Mars/Olympus"]) == 2
+    assert "--timezone 'Mars/Olympus' is not an IANA time zone" in capsys.readouterr().err
+
+
 def test_missing_steps_count_as_zero(
     tmp_path: Path, config: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -102,3 +113,144 @@ def test_missing_steps_count_as_zero(
     out, err = capsys.readouterr()
     assert len(out.splitlines()) == 4
     assert "interval 60s, 2 missing steps counted as 0" in err
+
+
+# -- real-shaped exports: what spreadsheets, pandas and billing consoles write -------------------
+
+
+def scored(out: str) -> list[list[str]]:
+    lines = out.splitlines()
+    assert lines[0] == "timestamp,value,anomaly_score,alert"
+    return [line.split(",") for line in lines[1:]]
+
+
+def reference(tmp_path: Path, config: Path, capsys: pytest.CaptureFixture[str]) -> list[list[str]]:
+    """The tidy file's output: one row a minute, offsets, in order."""
+    csv = write_csv(tmp_path / "tidy.csv", 60, VALUES)
+    assert run_cli([str(csv), "--config", str(config)]) == 0
+    return scored(capsys.readouterr()[0])
+
+
+def test_timestamps_without_offset_are_utc_unless_told(
+    tmp_path: Path, config: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    tidy = reference(tmp_path, config, capsys)
+    # "2025-03-03 00:00:00": pandas' and most spreadsheets' default
+    naive = tmp_path / "naive.csv"
+    naive.write_text(
+        "timestamp,value\n"
+        + "".join(
+            f"{(T0 + timedelta(minutes=i)).strftime('%Y-%m-%d %H:%M:%S')},{v}\n"
+            for i, v in enumerate(VALUES)
+        )
+    )
+    assert run_cli([str(naive), "-o", str(tmp_path / "a.csv"), "--config", str(config)]) == 0
+    err = capsys.readouterr()[1]
+    assert "note: 45 timestamps without an offset read as UTC (--timezone to change)" in err
+    rows = scored((tmp_path / "a.csv").read_text())
+    assert [r[2:] for r in rows] == [r[2:] for r in tidy]
+    assert rows[0][0] == "2025-03-03 00:00:00"  # echoed as written
+    assert "rise from 2025-03-03T00:35:00+00:00, fired at 2025-03-03T00:36:00+00:00" in err
+    # the same file read as Paris time (UTC+1 in March): same scores, an hour earlier in UTC
+    assert run_cli([str(naive), "--config", str(config), "--timezone", "Europe/Paris"]) == 0
+    out, err = capsys.readouterr()
+    assert [r[2:] for r in scored(out)] == [r[2:] for r in tidy]
+    assert "note: 45 timestamps without an offset read as Europe/Paris\n" in err
+    assert "rise from 2025-03-02T23:35:00+00:00, fired at 2025-03-02T23:36:00+00:00" in err
+
+
+def test_repeated_and_unordered_timestamps_are_scored_in_time_order(
+    tmp_path: Path, config: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    tidy = reference(tmp_path, config, capsys)
+    stamp = [(T0 + timedelta(minutes=i)).strftime("%Y-%m-%dT%H:%M:%SZ") for i in range(45)]
+    # Row 36's $5.00 arrives as two line items of $2.50 at the same time; rows 10-19 come
+    # in reverse order (an export sorted by something else).
+    rows = [(stamp[i], v) for i, v in enumerate(VALUES) if i != 36]
+    rows.insert(36, (stamp[36], "2.50"))
+    rows.insert(37, (stamp[36], "2.50"))
+    rows[10:20] = rows[10:20][::-1]
+    messy = tmp_path / "messy.csv"
+    messy.write_text("timestamp,value\n" + "".join(f"{t},{v}\n" for t, v in rows))
+    assert run_cli([str(messy), "--config", str(config)]) == 0
+    out, err = capsys.readouterr()
+    got = scored(out)
+    assert len(got) == 46  # one line per input line, in input order
+    assert [(r[0], r[1]) for r in got] == rows
+    by_time = {r[0]: r[2:] for r in got}
+    assert by_time == {t: r[2:] for t, r in zip(stamp, tidy, strict=True)}
+    assert [r[3] for r in got[36:38]] == ["1", "1"]  # both line items of the runaway minute
+    assert "note: 9 rows earlier than the row before them: scored in time order" in err
+    assert "note: 2 rows share a step with another row: summed, each row keeps its score" in err
+    assert "46 rows, interval 60s, 0 missing steps counted as 0, 4 alert rows, 1 episodes" in err
+
+
+def test_irregular_spacing_is_resampled_onto_the_dominant_step(
+    tmp_path: Path, config: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # A five-minute export with clock jitter (+-20 s on every fourth row) and two rows lost;
+    # today's refusal was "gap of 300s is not a multiple of 240s".
+    lines = ["timestamp,value"]
+    kept = [i for i in range(45) if i not in (5, 6)]
+    for i in kept:
+        jitter = (20 if i % 8 == 0 else -20) if i % 4 == 0 else 0
+        t = T0 + timedelta(seconds=300 * i + jitter)
+        lines.append(f"{t.strftime('%Y-%m-%dT%H:%M:%SZ')},{VALUES[i]}")
+    csv = tmp_path / "jitter.csv"
+    csv.write_text("\n".join(lines) + "\n")
+    assert run_cli([str(csv), "--config", str(config)]) == 0
+    out, err = capsys.readouterr()
+    got = scored(out)
+    assert len(got) == 43
+    jittered = sum(1 for i in kept if i % 4 == 0)  # the grid follows most rows, not row 0
+    assert (
+        f"note: {jittered} rows off the dominant 300s step: each moved to the nearest step" in err
+    )
+    assert "43 rows, interval 300s, 2 missing steps counted as 0" in err
+    assert [kept[j] for j, r in enumerate(got) if r[3] == "1"] == [35, 36, 37]
+
+
+def test_negative_values_are_refunds_and_a_spike_is_still_upwards(
+    tmp_path: Path, config: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    values = list(VALUES)
+    values[20] = "-3.00"  # a credit note
+    csv = write_csv(tmp_path / "refund.csv", 60, values)
+    assert run_cli([str(csv), "--config", str(config)]) == 0
+    got = scored(capsys.readouterr()[0])
+    assert got[20][1] == "-3.00" and got[20][3] == "0"
+    assert [i for i, r in enumerate(got) if r[3] == "1"] == [35, 36, 37]
+    # positive control: without the refund the same rows flag, and with a spike instead of
+    # the refund that row is high too
+    values[20] = "9.00"
+    assert (
+        run_cli([str(write_csv(tmp_path / "spike.csv", 60, values)), "--config", str(config)]) == 0
+    )
+    assert float(scored(capsys.readouterr()[0])[20][2]) >= 0.5
+
+
+def test_gauge_averages_shared_steps_and_leaves_gaps_empty(
+    tmp_path: Path, config: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # CPU % every minute, two readings in minute 10, minutes 20-22 missing, then a climb
+    lines = ["timestamp,value"]
+    for i in range(60):
+        if 20 <= i <= 22:
+            continue
+        t = (T0 + timedelta(minutes=i)).strftime("%Y-%m-%dT%H:%M:%SZ")
+        value = 90 if i >= 50 else 40 + (i % 3)
+        lines.append(f"{t},{value}")
+        if i == 10:
+            lines.append(f"{t},44")
+    csv = tmp_path / "cpu.csv"
+    csv.write_text("\n".join(lines) + "\n")
+    assert run_cli([str(csv), "--config", str(config), "--kind", "gauge"]) == 0
+    out, err = capsys.readouterr()
+    got = scored(out)
+    assert "note: 2 rows share a step with another row: averaged" in err
+    assert "58 rows, interval 60s, 3 missing steps left without a reading" in err
+    assert got[10][2] == got[11][2]  # the two readings of minute 10 share its score
+    assert [r[0][11:16] for r in got if r[3] == "1"][:2] == ["00:50", "00:51"]
+    # the same file as spend would count the gap as $0 and the climb (x2.2) still alerts
+    assert run_cli([str(csv), "--config", str(config)]) == 0
+    assert "3 missing steps counted as 0" in capsys.readouterr()[1]

@@ -79,6 +79,10 @@ def test_replay_gives_identical_alerts() -> None:
 def test_a_one_minute_spike_is_not_an_alert() -> None:
     alerts = feed(SpikeMonitor(), series(90, lambda m: "8.00" if m == 60 else normal_usd(m)))
     assert alerts == []
+    # positive control: the same minute pages when one minute is enough to confirm
+    one = DetectSettings.from_config({"confirm_min": 1})
+    alerts = feed(SpikeMonitor(one), series(90, lambda m: "8.00" if m == 60 else normal_usd(m)))
+    assert [(m, a.status) for m, a in alerts] == [(60, "firing"), (63, "resolved")]
 
 
 def test_verdict_flags_exactly_the_runaway_minutes() -> None:
@@ -154,6 +158,9 @@ def test_two_minute_rule_ignores_weak_bursts_and_cents() -> None:
     assert feed(SpikeMonitor(), heavy_tail({80: (40, "0.20"), 81: (11, "0.10")})) == []
     # a real call surge worth cents: $0.20 over two minutes against $0.12 is +$0.08 < $0.10
     assert feed(SpikeMonitor(), heavy_tail({80: (16, "0.10"), 81: (16, "0.10")})) == []
+    # positive control: 16 calls and $0.20 in each minute is a surge (see the test above)
+    alerts = feed(SpikeMonitor(), heavy_tail({80: (16, "0.20"), 81: (16, "0.20")}))
+    assert [(m, a.status) for m, a in alerts] == [(81, "firing"), (84, "resolved")]
 
 
 def test_cold_start_is_silent_below_the_absolute_rule() -> None:
@@ -161,6 +168,10 @@ def test_cold_start_is_silent_below_the_absolute_rule() -> None:
     usd = {10: "1.50", 11: "1.50", 12: "1.50"}
     alerts = feed(SpikeMonitor(), series(40, lambda m: usd.get(m, "0.50")))
     assert alerts == []
+    # positive control: with the absolute rule at $1/min the same minutes page
+    low = DetectSettings.from_config({"cold_start_usd_per_min": "1"})
+    alerts = feed(SpikeMonitor(low), series(40, lambda m: usd.get(m, "0.50")))
+    assert [(m, a.status) for m, a in alerts] == [(11, "firing"), (15, "resolved")]
 
 
 def test_cold_start_absolute_rule_catches_a_new_runaway() -> None:
@@ -174,6 +185,9 @@ def test_cold_start_absolute_rule_catches_a_new_runaway() -> None:
 
 def test_a_big_steady_new_service_does_not_page_on_a_restart() -> None:
     assert feed(SpikeMonitor(), series(40, lambda m: "9.00" if m % 2 else "9.50")) == []
+    # positive control: the same service tripling in its tenth minute does
+    alerts = feed(SpikeMonitor(), series(40, lambda m: "28.00" if 10 <= m < 14 else "9.25"))
+    assert [(m, a.status) for m, a in alerts] == [(11, "firing"), (16, "resolved")]
 
 
 def test_time_of_day_pattern_alerts_while_learning_then_not() -> None:
@@ -200,6 +214,9 @@ def test_relearn_off_keeps_the_alert_firing() -> None:
     settings = DetectSettings.from_config({"relearn_after_min": 0})
     alerts = feed(SpikeMonitor(settings), series(260, lambda m: "3.00" if m >= 60 else "1.10"))
     assert [(m, a.status) for m, a in alerts] == [(61, "firing")]
+    # positive control: with relearning on (the default) the same shift resolves
+    alerts = feed(SpikeMonitor(), series(260, lambda m: "3.00" if m >= 60 else "1.10"))
+    assert [(m, a.status) for m, a in alerts] == [(61, "firing"), (182, "resolved")]
 
 
 def test_error_rate_spike_per_provider() -> None:
@@ -263,6 +280,10 @@ def test_late_bucket_is_ignored_and_counted() -> None:
     feed(monitor, series(10, normal_usd))
     assert monitor.observe(bucket(5, "100.00")) == []
     assert monitor.stats.late_buckets == 1
+    # positive control: in order, the same two dear minutes page
+    monitor = SpikeMonitor(DetectSettings.from_config({"min_history_min": 3}))
+    alerts = feed(monitor, [*series(10, normal_usd), bucket(10, "100.00"), bucket(11, "100.00")])
+    assert [(m, a.status) for m, a in alerts] == [(11, "firing")]
 
 
 def test_long_silent_service_is_evicted_and_its_alert_expires() -> None:
@@ -288,3 +309,10 @@ def test_disabled_monitor_is_silent() -> None:
     monitor = SpikeMonitor(DetectSettings.from_config({"enabled": False}))
     assert feed(monitor, series(90, runaway_usd)) == []
     assert monitor.close_idle(at(200)) == []
+    # positive control: enabled, the same input pages for the runaway and the silence
+    monitor = SpikeMonitor(DetectSettings.from_config({"enabled": True}))
+    assert [(m, a.status) for m, a in feed(monitor, series(90, runaway_usd))] == [
+        (61, "firing"),
+        (65, "resolved"),
+    ]
+    assert [a.labels["detector"] for a in monitor.close_idle(at(200))] == ["traffic_drop"]

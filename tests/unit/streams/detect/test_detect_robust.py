@@ -4,7 +4,7 @@ import math
 
 import numpy as np
 
-from streams.detect.episode import Episode, EpisodeEvent
+from streams.detect.lifecycle import Episode, EpisodeEvent
 from streams.detect.robust import median_mad, robust_stats, score_of, upward_margin
 
 

@@ -29,6 +29,10 @@ def test_defaults_and_money_as_exact_nano_usd() -> None:
     assert DetectSettings.from_config({"pair_z_threshold": 5}).pair_z_threshold == 5.0
     assert DetectSettings().warm_start is True
     assert DetectSettings.from_config({"warm_start": False}).warm_start is False
+    new = DetectSettings.from_config({"sensitivity": 0.7, "shift_min": 0, "seasonal_weeks": 2})
+    assert (new.sensitivity, new.shift_min, new.seasonal_weeks) == (0.7, 0, 2)
+    d = DetectSettings()
+    assert (d.sensitivity, d.shift_min, d.seasonal_weeks) == (0.5, 5, 1)
 
 
 @pytest.mark.parametrize(
@@ -50,6 +54,10 @@ def test_defaults_and_money_as_exact_nano_usd() -> None:
         ({"pair_z_threshold": 0.5}, "detect.pair_z_threshold"),
         ({"pair_z_threshold": "4"}, "detect.pair_z_threshold"),
         ({"pair_z_threshold": False}, "detect.pair_z_threshold"),
+        ({"sensitivity": 1}, "detect.sensitivity"),
+        ({"sensitivity": "high"}, "detect.sensitivity"),
+        ({"shift_min": 1}, "detect.shift_min"),
+        ({"seasonal_weeks": 5}, "detect.seasonal_weeks"),
     ],
 )
 def test_bad_settings_name_the_field(section: dict[str, object], field: str) -> None:
@@ -69,3 +77,5 @@ def test_custom_path_and_non_table() -> None:
 
 def test_history_is_seven_days_of_minutes_by_default() -> None:
     assert DetectSettings().history_min == 7 * 1440 + 5 + 1
+    # two weeks of time-of-week history make the worker keep (and reload) two weeks
+    assert DetectSettings(seasonal_weeks=2).history_min == 14 * 1440 + 5 + 1
