@@ -39,6 +39,8 @@ _KNOWN_SECTIONS = {
     "alerting",
     "detect",
     "demo",
+    "console",  # issue 17: streams/console/settings.py
+    "report",  # issue 17: streams/report/settings.py
 }
 
 
@@ -122,6 +124,8 @@ class Settings:
     alerting: Any
     detect: Any
     source: Path | None = None
+    console: Any = None  # streams.console.settings.ConsoleSettings
+    report: Any = None  # streams.report.settings.ReportSettings
     raw: dict[str, Any] = field(default_factory=dict, repr=False)
 
 
@@ -185,8 +189,10 @@ def build_settings(raw: dict[str, Any], text: str, source: Path | None) -> Setti
     from alerting.config import AlertingSettings
     from sinks.settings import ClickHouseSettings
     from streams.budgets import load_budgets
+    from streams.console.settings import ConsoleSettings
     from streams.detect import DetectSettings
     from streams.pricing import PriceTable
+    from streams.report.settings import ReportSettings
 
     def section(name: str) -> dict[str, Any]:
         value = raw.get(name, {})
@@ -211,16 +217,20 @@ def build_settings(raw: dict[str, Any], text: str, source: Path | None) -> Setti
         return exc
 
     try:
+        worker = WorkerSettings.from_config(section("worker"))
+        alerting = AlertingSettings.from_config(section("alerting"))
         return Settings(
             kafka=KafkaSettings.from_config(section("kafka")),
-            worker=WorkerSettings.from_config(section("worker")),
+            worker=worker,
             clickhouse=ClickHouseSettings.from_config(section("clickhouse")),
             prices=PriceTable.from_config(array("prices")),
             budgets=tuple(load_budgets(array("budgets"), text)),
-            alerting=AlertingSettings.from_config(section("alerting")),
+            alerting=alerting,
             detect=DetectSettings.from_config(section("detect")),
             source=source,
             raw=raw,
+            console=ConsoleSettings.from_config(section("console"), worker.http_host),
+            report=ReportSettings.from_config(section("report"), alerting.receiver_names),
         )
     except ConfigError as exc:
         raise with_line(exc) from None

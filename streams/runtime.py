@@ -75,7 +75,12 @@ class Runtime:
         w = self.settings.worker
         # The endpoint gets its own read-only client: queries never queue behind inserts.
         self.query_client = await asyncio.to_thread(make_client, ch, read_only=True)
-        self._endpoint = await start_sql_endpoint(self.query_client, w.http_host, w.http_port)
+        # issue 17: the console rides on the endpoint (routes, startup, cleanup): one call.
+        from streams.console import console_app
+
+        self._endpoint = await start_sql_endpoint(
+            self.query_client, w.http_host, w.http_port, extend=console_app(self.settings)
+        )
         self.ready.set()
         log.info(
             "worker ready: ClickHouse %s, SQL endpoint %s:%s",

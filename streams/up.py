@@ -130,6 +130,8 @@ def run_up(
             f"worker pid {worker.pid}; ClickHouse {settings.clickhouse.redacted_dsn}; "
             f"SQL on {endpoint}"
         )
+        if settings.console is None or settings.console.enabled:
+            _say(f"console: {endpoint}/  (open it in a browser; updates every second)")
         _say(
             'try: spendwatch sql "SELECT service, sum(cost_usd) FROM usage_events GROUP BY service"'
         )
