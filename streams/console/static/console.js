@@ -7,6 +7,7 @@
   const $ = (id) => document.getElementById(id);
   const COLORS = ["#2563eb", "#dc2626", "#16a34a", "#9333ea", "#ea580c", "#0891b2",
     "#ca8a04", "#db2777", "#4b5563", "#65a30d"];
+  window.spendwatchConsole = { last: null };
   const state = { tag: null, timer: null, chart: null, chartKey: "", refreshMs: 1000,
     failures: 0 };
 
@@ -138,6 +139,7 @@
   }
 
   function render(snap) {
+    window.spendwatchConsole.last = snap; // the latest snapshot, for a look from devtools
     state.refreshMs = snap.refresh_ms || 1000;
     $("generated-at").textContent = snap.generated_at;
     $("generated-at").dataset.value = snap.generated_at;
