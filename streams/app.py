@@ -46,6 +46,7 @@ from streams.detect.history import read_history, read_open_alerts
 from streams.digest import digest_day_due
 from streams.ingest import DeadLetter, price_event, unpriced_alert
 from streams.pricing import Pricer
+from streams.report.schedule import ReportSchedule  # issue 17
 from streams.runtime import Runtime
 from streams.transport import use_fetch_wait
 
@@ -123,6 +124,7 @@ class Pipeline:
         # Per-service 1-minute windows (event time, with allowed lateness) feeding the spike
         # and failure detectors.
         self.detector = DetectStream(settings.detect)
+        self.reports = ReportSchedule(settings, self.runtime)  # issue 17: weekly/monthly
         self._register()
 
     # -- agents ------------------------------------------------------------------------------
@@ -144,6 +146,7 @@ class Pipeline:
         # One digest per group: only the leader sends it (each worker keeps its own delivery
         # log, so two senders would mean two digests).
         app.timer(30.0, name="digest", on_leader=True)(self._digest)
+        app.timer(60.0, name="reports", on_leader=True)(self.reports.tick)  # issue 17
         app.task(self.runtime.start)
         app.task(self._load_ledgers)
         app.on_before_shutdown.connect(self._on_shutdown)  # type: ignore[arg-type]
