@@ -22,6 +22,9 @@ RECENT_ALERTS_H: int = 24
 MAX_ALERTS: int = 50
 MAX_DEADLETTERS: int = 20
 MAX_TAG_VALUES: int = 20
+# An alert's latest status; a firing and a resolved row recorded in the same millisecond
+# count as resolved.
+LATEST_STATUS = "argMax(status, (recorded_at, status = 'resolved'))"
 
 
 @dataclass(frozen=True, slots=True)
@@ -101,7 +104,8 @@ def recent_alerts(w: Window) -> str:
     with its latest status."""
     since = w.now - timedelta(hours=RECENT_ALERTS_H)
     return (
-        "SELECT alert_id, any(kind), any(severity), argMax(status, recorded_at) AS st, "
+        "SELECT alert_id, any(kind), any(severity), "
+        f"{LATEST_STATUS} AS st, "
         "argMax(title, recorded_at), toInt64(toUnixTimestamp64Milli(min(fired_at))), "
         "toInt64(toUnixTimestamp64Milli(max(recorded_at))) AS last "
         f"FROM alerts WHERE recorded_at >= {ch_time(since)} "
@@ -114,7 +118,7 @@ def alert_counts(w: Window) -> str:
     since = w.now - timedelta(hours=RECENT_ALERTS_H)
     return (
         "SELECT countIf(st = 'firing'), countIf(st = 'resolved') FROM ("
-        "SELECT alert_id, argMax(status, recorded_at) AS st FROM alerts "
+        f"SELECT alert_id, {LATEST_STATUS} AS st FROM alerts "
         f"WHERE recorded_at >= {ch_time(since)} GROUP BY alert_id)"
     )
 

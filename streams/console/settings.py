@@ -15,7 +15,7 @@ import ipaddress
 from collections.abc import Mapping
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, StrictBool, ValidationError
 
 from alerting.secrets import Secret, resolve_secret
 from schemas.errors import ConfigError
@@ -37,7 +37,7 @@ class ConsoleSettings(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True, arbitrary_types_allowed=True)
 
-    enabled: bool = True
+    enabled: StrictBool = True
     token: Secret | None = None
     refresh_s: float = Field(default=1.0, ge=0.2, le=60.0)
 

@@ -25,7 +25,7 @@ from fnmatch import fnmatchcase
 from typing import Any, Final
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, StrictBool, ValidationError, field_validator
 
 from schemas.errors import ConfigError
 
@@ -50,8 +50,8 @@ class ReportSettings(BaseModel):
     tiers: dict[str, tuple[str, ...]] = Field(default_factory=dict)
     timezone: str = "UTC"
     at: time = time(8, 0)
-    weekly: bool = True
-    monthly: bool = True
+    weekly: StrictBool = True
+    monthly: StrictBool = True
     receivers: tuple[str, ...] | None = None
 
     @field_validator("tag")

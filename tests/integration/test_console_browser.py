@@ -353,7 +353,9 @@ def _assert_page_equals_sql(
     alerts = {
         str(aid): str(st)
         for aid, st in _rows(
-            worker, "SELECT alert_id, argMax(status, recorded_at) FROM alerts GROUP BY alert_id"
+            worker,
+            "SELECT alert_id, argMax(status, (recorded_at, status = 'resolved')) FROM alerts "
+            "GROUP BY alert_id",
         )
     }
     assert set(page["alerts"]) == set(alerts)
