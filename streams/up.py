@@ -135,6 +135,7 @@ def run_up(
         _say(
             'try: spendwatch sql "SELECT service, sum(cost_usd) FROM usage_events GROUP BY service"'
         )
+        _say("     spendwatch report --period day")
         if demo:
             fleet = _start_demo(broker.bootstrap_servers, settings, run_id)
         deadline = time.monotonic() + duration_s if duration_s else None

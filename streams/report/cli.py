@@ -82,6 +82,22 @@ def open_runner(settings: Any, endpoint: str) -> tuple[Run, Callable[[], None], 
     return direct, client.close, "direct"
 
 
+def _demo_config() -> Path | None:
+    """``spendwatch up`` without a config runs on ``<state dir>/demo.toml``: so does the report
+    then (its budget, tiers and unit tags), when no config is named and none is here."""
+    import os
+
+    from streams.config import DEFAULT_CONFIG, DEFAULT_STATE_DIR, ENV_CONFIG, ENV_STATE_DIR
+
+    if os.environ.get(ENV_CONFIG) or DEFAULT_CONFIG.exists():
+        return None
+    demo = Path(os.environ.get(ENV_STATE_DIR) or DEFAULT_STATE_DIR) / "demo.toml"
+    if not demo.exists():
+        return None
+    print(f"spendwatch report: no spendwatch.toml here: using {demo}", file=sys.stderr)
+    return demo
+
+
 def report_command(args: argparse.Namespace) -> int:
     import dataclasses
 
@@ -93,7 +109,7 @@ def report_command(args: argparse.Namespace) -> int:
     from streams.report.settings import ReportSettings
 
     try:
-        settings = load_settings(args.config)
+        settings = load_settings(args.config or _demo_config())
         if args.dsn:
             settings = dataclasses.replace(
                 settings, clickhouse=dataclasses.replace(settings.clickhouse, dsn=args.dsn)
