@@ -8,7 +8,7 @@ DURATION ?= 90
 PYTEST_ARGS ?=
 
 .DEFAULT_GOAL := help
-.PHONY: help install demo up test unit integration lint format typecheck bench clean
+.PHONY: help install browser demo up test unit integration lint format typecheck bench clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | \
@@ -29,13 +29,30 @@ demo: $(STAMP) ## run broker + worker + ClickHouse in-process + a demo fleet for
 up: $(STAMP) ## run broker + worker + ClickHouse in-process until Ctrl-C (no demo traffic)
 	$(BIN)/spendwatch up
 
-test: $(STAMP) lint typecheck ## lint, typecheck, then every test (unit + integration)
+# The console's browser test drives Debian's headless Chromium through chromedriver. Installed
+# with apt when missing and we are root (CI); otherwise this says so and the test fails with
+# the reason (it never skips silently).
+browser: ## install Debian's chromium + chromium-driver for the browser test (apt, as root)
+	@if command -v chromium >/dev/null && command -v chromedriver >/dev/null; then \
+	  exit 0; \
+	elif [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+	  echo "make browser: installing Debian's chromium and chromium-driver (apt-get)"; \
+	  { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq \
+	      --no-install-recommends chromium chromium-driver >/dev/null; } \
+	  || echo "make browser: *** apt-get could not install chromium: the browser test will FAIL ***" >&2; \
+	else \
+	  echo "make browser: *** chromium or chromedriver missing and cannot apt-get install them" \
+	    "(not root, or no apt): run 'sudo apt-get install chromium chromium-driver';" \
+	    "the browser test will FAIL ***" >&2; \
+	fi
+
+test: $(STAMP) lint typecheck browser ## lint, typecheck, then every test (unit + integration + browser)
 	$(BIN)/python -m pytest -q $(PYTEST_ARGS)
 
 unit: $(STAMP) ## unit tests only
 	$(BIN)/python -m pytest -q -m "not integration" $(PYTEST_ARGS)
 
-integration: $(STAMP) ## integration tests only (real Tansu, chDB, SMTP, Slack-speaking HTTP)
+integration: $(STAMP) browser ## integration tests only (real Tansu, chDB, SMTP, Slack-speaking HTTP)
 	$(BIN)/python -m pytest -q -m integration $(PYTEST_ARGS)
 
 lint: $(STAMP) ## ruff lint + format check

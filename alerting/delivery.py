@@ -6,6 +6,7 @@ The worker's alerts agent drives it::
     await dispatcher.submit(alert, now)   # per alert consumed from spendwatch.alerts.v1
     await dispatcher.tick(now)            # about every second
     await dispatcher.send_digest(summary, now)   # once a day
+    await dispatcher.send_report(report, receivers, now)   # weekly / monthly
     await dispatcher.close()
 
 Guarantees:
@@ -56,6 +57,7 @@ from alerting.policy.inhibition import inhibited_by
 from alerting.policy.routing import GroupParams, RouteTarget, route_alert
 from alerting.policy.silences import Silence, silenced_by
 from alerting.records import AlertRecord, DeliveryRecord, Outcome, Record
+from alerting.report import ReportMessage
 from alerting.silence_store import FileSilenceStore, MemorySilenceStore, SilenceStore
 from alerting.state import DELIVERY_LOG_FILE, SILENCES_FILE
 from alerting.state import state_dir as resolve_state_dir
@@ -210,6 +212,36 @@ class AlertDispatcher:
                         created_at=now,
                         kind="digest",
                         digest=summary,
+                    )
+                    busy = any(
+                        j.notification.notification_id == n.notification_id for j in self._jobs
+                    )
+                    if not busy and not self.ledger.all_sent(n):
+                        self._jobs.append(_Job(n, next_attempt_at=now))
+            await self._deliver(now)
+
+    async def send_report(
+        self, report: ReportMessage, receivers: Iterable[str] | None, now: datetime
+    ) -> None:
+        """Queue a periodic report for ``receivers`` (default: the digest receivers), once
+        per receiver and ``report.key`` across restarts, and send it now."""
+        self._check_now(now)
+        names = tuple(receivers) if receivers is not None else self.settings.digest_receivers
+        disabled = {d.name for d in self.settings.disabled}
+        names = tuple(r for r in names if r not in disabled)  # a secret is missing: skipped
+        unknown = [r for r in names if r not in self.notifiers]
+        if unknown:
+            raise ValueError(f"no notifier for report receivers {unknown}")
+        async with self._tick_lock:
+            async with self._lock:
+                await self._ensure_started(now)
+                for receiver in names:
+                    n = Notification(
+                        receiver=receiver,
+                        group_key=f"report:{report.key}",
+                        created_at=now,
+                        kind="report",
+                        report=report,
                     )
                     busy = any(
                         j.notification.notification_id == n.notification_id for j in self._jobs
@@ -508,6 +540,8 @@ class AlertDispatcher:
         ]
         if n.kind == "digest":
             rows = [(f"digest:{n.group_key.removeprefix('digest:')}", "digest", 0)]
+        elif n.kind == "report":
+            rows = [(n.group_key, "report", 0)]
         for alert_id, status, seq in rows:
             await self._record(
                 DeliveryRecord(
@@ -528,7 +562,9 @@ class AlertDispatcher:
 
     def _failure_alert(self, n: Notification, now: datetime, error: str, attempts: int) -> Alert:
         retry_s = self.settings.retry.dead_letter_retry_s
-        what = f"{len(n.alerts)} alert(s)" if n.kind == "alerts" else "the daily digest"
+        what = {"alerts": f"{len(n.alerts)} alert(s)", "digest": "the daily digest"}.get(
+            n.kind, "a periodic report"
+        )
         return Alert(
             alert_id=alert_id_for("pipeline", UNDELIVERABLE, n.receiver, n.notification_id),
             kind="pipeline",

@@ -144,8 +144,9 @@ def render_digest_slack(summary: DigestSummary) -> SlackMessage:
     return SlackMessage(text=escape_mrkdwn(digest_subject(summary)), blocks=tuple(blocks))
 
 
-def render_digest_email(summary: DigestSummary) -> EmailContent:
-    """Plain-text and HTML digest with the same figures."""
+def render_digest_email(summary: DigestSummary, *, chart_cid: str | None = None) -> EmailContent:
+    """Plain-text and HTML digest with the same figures; with ``chart_cid`` the HTML shows
+    the attached chart (spend by service) under the total."""
     text_lines = [
         f"spendwatch daily digest for {summary.day.isoformat()} ({summary.timezone})",
         "",
@@ -156,6 +157,8 @@ def render_digest_email(summary: DigestSummary) -> EmailContent:
         f"({escape(summary.timezone)})</h2>",
         f"<p><b>Total spend:</b> {escape(format_usd(summary.total_cost_nusd))}</p>",
     ]
+    if chart_cid:
+        html_parts.append(f'<p><img src="cid:{escape(chart_cid)}" alt="spend by service"></p>')
     for heading, items in _sections(summary):
         text_lines += ["", f"{heading}:", *(f"  - {i}" for i in items)]
         lis = "".join(f"<li>{escape(i)}</li>" for i in items)

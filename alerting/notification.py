@@ -14,12 +14,13 @@ from datetime import datetime
 from typing import Any, Final, Literal
 
 from alerting.digest import DigestSummary
+from alerting.report import ReportMessage
 from schemas.alerts import SEVERITY_RANK, Alert, Severity
 from schemas.events import parse_ts
 
 _NAMESPACE: Final = uuid.UUID("5b3e2a51-8f0c-4d5e-a2c7-64e1b0f9d3a8")
 
-NotificationKind = Literal["alerts", "digest"]
+NotificationKind = Literal["alerts", "digest", "report"]
 
 
 def delivery_key(alert: Alert, seq: int = 0) -> str:
@@ -37,7 +38,8 @@ class Notification:
 
     ``alerts`` are the alerts this message announces (firing or resolved; never empty for
     ``kind='alerts'``); ``seqs`` gives, per alert (same order), 0 for a first notice or n for
-    the n-th reminder of an alert still firing. ``digest`` is set for ``kind='digest'``.
+    the n-th reminder of an alert still firing. ``digest`` is set for ``kind='digest'``,
+    ``report`` for ``kind='report'`` (a weekly or monthly report).
     """
 
     receiver: str
@@ -48,6 +50,7 @@ class Notification:
     kind: NotificationKind = "alerts"
     digest: DigestSummary | None = None
     notification_id: str = field(default="")
+    report: ReportMessage | None = None
 
     def __post_init__(self) -> None:
         if self.created_at.tzinfo is None:
@@ -60,10 +63,14 @@ class Notification:
             raise ValueError("an alerts notification needs at least one alert")
         if self.kind == "digest" and self.digest is None:
             raise ValueError("a digest notification needs its digest")
+        if self.kind == "report" and self.report is None:
+            raise ValueError("a report notification needs its report")
         if not self.notification_id:
             parts = [self.receiver, self.kind, self.group_key, *self.delivery_keys]
             if self.digest is not None:
                 parts.append(self.digest.day.isoformat())
+            if self.report is not None:
+                parts.append(self.report.key)
             nid = str(uuid.uuid5(_NAMESPACE, "|".join(parts)))
             object.__setattr__(self, "notification_id", nid)
 

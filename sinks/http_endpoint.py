@@ -11,6 +11,7 @@ worker. Bind it to 127.0.0.1: it has no authentication.
 * ``GET /health`` - 200 ``{"status": "ok", ...}`` plus whatever the ``health`` callback adds
   (components, sink stats, lag); 503 when ClickHouse does not answer (``"unavailable"``) or
   the callback reports another status (e.g. ``"crashed"``).
+* whatever ``extend`` adds (the worker adds the console: ``GET /`` and ``/console/...``).
 
 Queries run in worker threads (``asyncio.to_thread``), at most ``max_concurrent`` at once.
 """
@@ -114,14 +115,18 @@ def make_app(
     *,
     health: Callable[[], dict[str, Any]] | None = None,
     max_concurrent: int = 4,
+    extend: Callable[[web.Application], None] | None = None,
 ) -> web.Application:
-    """The aiohttp application (for embedding in another app or testing)."""
+    """The aiohttp application (for embedding in another app or testing). ``extend`` gets
+    the app before it starts, to add routes and startup/cleanup hooks."""
     app = web.Application(client_max_size=MAX_BODY_BYTES)
     app[_CLIENT] = client
     app[_HEALTH] = health
     app[_SEMAPHORE] = asyncio.Semaphore(max_concurrent)
     app.router.add_post("/sql", _sql)
     app.router.add_get("/health", _health)
+    if extend is not None:
+        extend(app)
     return app
 
 
@@ -151,6 +156,7 @@ async def start_sql_endpoint(
     *,
     health: Callable[[], dict[str, Any]] | None = None,
     max_concurrent: int = 4,
+    extend: Callable[[web.Application], None] | None = None,
 ) -> SqlEndpoint:
     """Serve ``POST /sql`` and ``GET /health`` on ``host:port`` (``port=0``: any free port;
     read it back from ``.port`` / ``.url``). Stop with ``await endpoint.stop()``.
@@ -158,10 +164,12 @@ async def start_sql_endpoint(
     ``client`` should be its own ``make_client(settings, read_only=True)``: queries then do
     not queue behind the sink's inserts, and the session itself is read-only. Any client
     works (the read-only rule is checked and ``readonly``/``final`` ride with each query).
-    Raises ``OSError`` when the port is taken.
+    ``extend(app)`` may add routes and hooks (see :func:`make_app`). Raises ``OSError`` when
+    the port is taken.
     """
     runner = web.AppRunner(
-        make_app(client, health=health, max_concurrent=max_concurrent), access_log=None
+        make_app(client, health=health, max_concurrent=max_concurrent, extend=extend),
+        access_log=None,
     )
     await runner.setup()
     site = web.TCPSite(runner, host, port)

@@ -41,6 +41,7 @@ from streams.config import Settings
 from streams.detect import DetectStream
 from streams.hot.loop import UsageLoop
 from streams.pricing import Pricer
+from streams.report.schedule import ReportSchedule
 from streams.runtime import Runtime
 from streams.supervise import Supervisor
 from streams.transport import use_fetch_wait
@@ -89,6 +90,7 @@ class Pipeline:
             ),
             clock=_now,
         )
+        self.reports = ReportSchedule(settings, self.runtime)  # weekly and monthly reports
         self.hot: UsageLoop | None = None
         self.write_fault: Callable[[str], None] | None = None  # chaos tests inject failures
         self.last_heartbeat = datetime.min.replace(tzinfo=UTC)
@@ -155,6 +157,7 @@ class Pipeline:
         timer(5.0, "health", _check_health)
         # One digest per group: only the leader sends it.
         timer(30.0, "digest", digest_timer.send_digest, on_leader=True)
+        timer(60.0, "reports", lambda p: p.reports.tick(), on_leader=True)
         app.on_partitions_assigned.connect(self._on_assigned)  # type: ignore[arg-type]
         app.on_before_shutdown.connect(self._on_shutdown)  # type: ignore[arg-type]
 

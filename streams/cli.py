@@ -8,6 +8,7 @@
 ``spendwatch budgets``     check the budgets file; raise a limit for a while
 ``spendwatch silence``     add, list and expire alert silences
 ``spendwatch detect``      backtest the spike detector on a CSV time series
+``spendwatch report``      spend report for a day, week or month against the previous one
 """
 
 from __future__ import annotations
@@ -180,8 +181,15 @@ def build_parser() -> argparse.ArgumentParser:
     from sinks.cli import register as register_sql
     from streams.budgets.cli import register as register_budgets
     from streams.detect.cli import register as register_detect
+    from streams.report.cli import register as register_report  # issue 17
 
-    for register in (register_sql, register_budgets, register_silence, register_detect):
+    for register in (
+        register_sql,
+        register_budgets,
+        register_silence,
+        register_detect,
+        register_report,
+    ):
         register(sub)
     return parser
 

@@ -40,8 +40,10 @@ from schemas.tomlpos import Loc, key_lines
 from sinks.settings import ClickHouseSettings
 from streams.budgets.config import BudgetConfigs
 from streams.budgets.model import Budget
+from streams.console.settings import ConsoleSettings
 from streams.detect.settings import DetectSettings
 from streams.pricing.table import PriceEntries, PriceTable
+from streams.report.settings import ReportSettings
 
 ENV_CONFIG: Final = environment.CONFIG.name
 ENV_BOOTSTRAP: Final = environment.KAFKA_BOOTSTRAP.name
@@ -126,6 +128,10 @@ class ConfigFile(Section):
     alerting: AlertingConfig = AlertingConfig()
     detect: Annotated[DetectSettings, PlainValidator(_detect)] = DetectSettings()
     demo: DemoSettings = DemoSettings()
+    # Validated by their own models after the rest (they need worker.http_host and the
+    # receivers): streams/console/settings.py, streams/report/settings.py.
+    console: dict[str, Any] = {}
+    report: dict[str, Any] = {}
 
 
 @dataclass(frozen=True)
@@ -144,6 +150,8 @@ class Settings:
     alerting: AlertingSettings
     detect: DetectSettings
     demo: DemoSettings = field(default_factory=DemoSettings)
+    console: ConsoleSettings = field(default_factory=ConsoleSettings)
+    report: ReportSettings = field(default_factory=ReportSettings)
     source: Path | None = None
     raw: dict[str, Any] = field(default_factory=dict, repr=False)
     origins: Mapping[str, str] = field(default_factory=dict)
@@ -191,15 +199,26 @@ def load_settings(
         config = ConfigFile.model_validate(data, context={"environ": env})
     except ValidationError as exc:
         raise config_error(exc, ConfigFile, lines=key_lines(text), outside=outside) from None
+    alerting = config.alerting.build()
+    try:
+        # A receiver disabled for a missing secret is still a receiver the file names.
+        names = (*alerting.receiver_names, *(d.name for d in alerting.disabled))
+        report = ReportSettings.from_config(config.report, names)
+        console = ConsoleSettings.from_config(config.console, config.worker.http_host)
+    except ConfigError as exc:
+        line = key_lines(text).get(tuple(exc.field.split(".")))
+        raise ConfigError(exc.field, exc.message, line=line) from None
     return Settings(
         kafka=config.kafka,
         worker=config.worker,
         clickhouse=config.clickhouse,
         prices=PriceTable.from_entries(config.prices),
         budgets=tuple(b.build() for b in config.budgets),
-        alerting=config.alerting.build(),
+        alerting=alerting,
         detect=config.detect,
         demo=config.demo,
+        console=console,
+        report=report,
         source=source,
         raw=raw,
         origins=origins,

@@ -71,6 +71,16 @@ default_inhibit = false
 [[alerting.receivers]]
 name = "console"
 type = "console"
+
+# What the console (http://127.0.0.1:8787/) and `spendwatch report` break spend down by.
+[report]
+tag = "team"
+unit_tags = ["lead", "call_id"]           # cost per lead enriched and per voice call
+
+[report.tiers]
+"tier 1 (small)" = ["*haiku*", "gpt-4o-mini*"]
+"tier 2 (large)" = ["gpt-4o", "gpt-4o-2*", "*sonnet*"]
+"tier 3 (reasoning)" = ["o1*", "o3*", "o4*"]
 """
 
 # (service, operation, fields) — fields are merged into the event; token counts get jitter.
@@ -155,6 +165,7 @@ class DemoFleet:
     limit_usd: str = "2.00"
     cross_after_s: float = 40.0
     invalid_every: int = 50
+    error_share: float = 0.04
     sent_valid: int = 0
     sent_invalid: int = 0
     spent_nusd: int = 0
@@ -188,13 +199,23 @@ class DemoFleet:
             jittered["reasoning_tokens"] = min(
                 jittered["reasoning_tokens"], jittered["output_tokens"]
             )
-        jittered["tags"] = {
+        tags = {
             "team": service.split("-")[0],
             "agent": f"{service}-{rng.randint(1, 8)}",
             "demo_run": self.run_id,
         }
-        if service == "lead-enricher":  # cost per lead (README) needs leads to count
-            jittered["tags"]["lead"] = f"lead-{self._leads.randint(1, 40):03d}"
+        # Units the console and reports cost per: a lead enriched, a voice call.
+        if service == "lead-enricher":
+            tags["lead"] = f"lead-{self._leads.randint(1, 40):03d}"
+        elif service == "voice-agent":
+            tags["call_id"] = f"call-{rng.randint(1, 10_000)}"
+        jittered["tags"] = tags
+        if "model" in jittered and rng.random() < self.error_share:
+            # A rate-limited call: nothing billed, but it counts in the provider's error rate.
+            jittered.update(status="error", error_type="RateLimitError", output_tokens=0)
+            jittered["input_tokens"] = 0
+            for key in ("cache_read_tokens", "cache_write_tokens", "reasoning_tokens"):
+                jittered.pop(key, None)
         return service, operation, jittered
 
     def _run(self, pricer: Pricer) -> None:
@@ -218,7 +239,7 @@ class DemoFleet:
                     **fields,
                 }
                 self.spent_nusd += pricer.price(event).cost_nusd
-                spendwatch.record(operation, service=service, status="ok", **fields)
+                spendwatch.record(operation, service=service, **{"status": "ok", **fields})
                 self.sent_valid += 1
                 if self.sent_valid % self.invalid_every == 0:
                     # A malformed event on purpose (as an old or foreign producer might send

@@ -79,8 +79,14 @@ class Runtime:
         w = self.settings.worker
         # The endpoint gets its own read-only client: queries never queue behind inserts.
         self.query_client = await asyncio.to_thread(make_client, ch, read_only=True)
+        from streams.console import console_app  # the console rides on the endpoint
+
         self._endpoint = await start_sql_endpoint(
-            self.query_client, w.http_host, w.http_port, health=self.health
+            self.query_client,
+            w.http_host,
+            w.http_port,
+            health=self.health,
+            extend=console_app(self.settings),
         )
         self.ready.set()
         log.info(

@@ -166,9 +166,12 @@ def run_up(
         )
         for line in app_hint(broker.bootstrap_servers):
             _say(line)
+        if settings.console is None or settings.console.enabled:
+            _say(f"console: {endpoint}/  (open it in a browser; updates every second)")
         _say(
             'try: spendwatch sql "SELECT service, sum(cost_usd) FROM usage_events GROUP BY service"'
         )
+        _say("     spendwatch report --period day")
         if demo:
             fleet = _start_demo(broker.bootstrap_servers, settings, run_id)
         deadline = time.monotonic() + duration_s if duration_s else None

@@ -32,6 +32,11 @@ class ConsoleNotifier:
 
     def lines(self, message: Notification) -> list[str]:
         """The lines ``send`` writes (pure)."""
+        if message.kind == "report" and message.report is not None:
+            return [
+                f"{format_time(message.created_at)} [spendwatch REPORT] "
+                + one_line(message.report.summary.replace("\n", " | ").replace("*", ""))
+            ]
         if message.kind == "digest" and message.digest is not None:
             d = message.digest
             out = [

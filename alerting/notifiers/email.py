@@ -13,6 +13,7 @@ would duplicate it for them) and the refusals are logged.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from email.message import EmailMessage
 from email.utils import format_datetime
@@ -23,6 +24,7 @@ import aiosmtplib
 from alerting.digest import render_digest_email
 from alerting.errors import PermanentDeliveryError, TransientDeliveryError
 from alerting.notification import Notification
+from alerting.render.charts import bar_chart
 from alerting.render.email import render_email
 from alerting.render.types import EmailContent
 
@@ -32,15 +34,33 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 
-def render(message: Notification) -> EmailContent:
+CHART_CID = "spendwatch-chart"
+
+
+def render(message: Notification) -> tuple[EmailContent, bytes | None, str]:
+    """The email's parts, and its chart (PNG) with the ``cid`` the HTML uses: a report's own
+    chart; the digest's spend by service; none for alerts."""
+    if message.kind == "report" and message.report is not None:
+        r = message.report
+        content = EmailContent(subject=r.subject, text=r.text, html=r.html)
+        return content, r.chart_png or None, r.chart_cid
     if message.kind == "digest" and message.digest is not None:
-        return render_digest_email(message.digest)
-    return render_email(message)
+        d = message.digest
+        chart = None
+        if d.by_service:
+            chart = bar_chart(
+                f"Spend by service, {d.day.isoformat()} ({d.timezone})",
+                [(s.name, s.cost_nusd) for s in d.by_service],
+            )
+        return render_digest_email(d, chart_cid=CHART_CID if chart else None), chart, CHART_CID
+    return render_email(message), None, ""
 
 
 def build_message(message: Notification, from_addr: str, to: tuple[str, ...]) -> EmailMessage:
-    """The MIME message (multipart/alternative: text, then HTML) for ``message`` (pure)."""
-    content = render(message)
+    """The MIME message for ``message`` (pure; blocking while a chart renders):
+    multipart/alternative with text, then HTML; the HTML part becomes multipart/related
+    with the chart as an inline PNG when there is one."""
+    content, chart, cid = render(message)
     msg = EmailMessage()
     msg["From"] = from_addr
     msg["To"] = ", ".join(to)
@@ -52,6 +72,12 @@ def build_message(message: Notification, from_addr: str, to: tuple[str, ...]) ->
     msg["X-Spendwatch-Notification-Id"] = message.notification_id
     msg.set_content(content.text)
     msg.add_alternative(content.html, subtype="html")
+    if chart:
+        html_part = msg.get_payload()[1]  # type: ignore[index]
+        assert isinstance(html_part, EmailMessage)
+        html_part.add_related(
+            chart, maintype="image", subtype="png", cid=f"<{cid}>", filename="chart.png"
+        )
     return msg
 
 
@@ -103,7 +129,8 @@ class EmailNotifier:
         )
 
     async def send(self, message: Notification) -> None:
-        msg = build_message(message, self.from_addr, self.to)
+        # A chart renders in a thread: matplotlib takes tens of milliseconds.
+        msg = await asyncio.to_thread(build_message, message, self.from_addr, self.to)
         try:
             refused, _ = await aiosmtplib.send(
                 msg,

@@ -39,7 +39,13 @@ def _digest(value: str) -> str:
 
 
 def render(message: Notification) -> SlackMessage:
-    """The Slack message for a notification (alerts or digest)."""
+    """The Slack message for a notification (alerts, digest, or a report's short summary)."""
+    if message.kind == "report" and message.report is not None:
+        summary = message.report.summary
+        return SlackMessage(
+            text=summary.split("\n", 1)[0].replace("*", ""),
+            blocks=({"type": "section", "text": {"type": "mrkdwn", "text": summary[:3000]}},),
+        )
     if message.kind == "digest" and message.digest is not None:
         return render_digest_slack(message.digest)
     return render_notification(message)

@@ -6,6 +6,7 @@ Body (``schema_version`` 1)::
      "status": "firing", "group_key": "...", "created_at": ISO,
      "alerts": [Alert.to_dict() + {"seq": n}, ...]}            # kind = "alerts"
      "digest": {...}                                          # kind = "digest"
+     "report": {"key", "subject", "text", "summary"}          # kind = "report"
 
 2xx is success; 429 / 5xx / 408 and connection errors are transient (``Retry-After``
 honoured); any other status is permanent. ``notification_id`` lets the receiving side
@@ -40,6 +41,9 @@ def payload(message: Notification) -> dict[str, Any]:
     }
     if message.kind == "digest" and message.digest is not None:
         body["digest"] = dataclasses.asdict(message.digest)
+    elif message.kind == "report" and message.report is not None:
+        r = message.report
+        body["report"] = {"key": r.key, "subject": r.subject, "text": r.text, "summary": r.summary}
     else:
         body["alerts"] = [
             {**a.to_dict(), "seq": s} for a, s in zip(message.alerts, message.seqs, strict=True)
