@@ -26,7 +26,7 @@ from typing import Any, TypeVar
 from . import anthropic as anthropic_support
 from . import openai as openai_support
 from .hooks import Guard, Shapes, Spec, apply_guard, handle_result, wrap_async, wrap_sync
-from .recorder import CallRecorder
+from .recorder import IN_CALL, CallRecorder
 
 log = logging.getLogger("spendwatch")
 
@@ -176,11 +176,14 @@ def _hook_sync_manager(
     def request() -> Any:
         rec = CallRecorder(spec.provider, spec.operation, model)
         rec.needs_terminal = spec.needs_terminal
+        token = IN_CALL.set(True)
         try:
             raw = api_request()
         except BaseException as exc:
             rec.fail(exc)
             raise
+        finally:
+            IN_CALL.reset(token)
         handle_result(spec, rec, raw, stream_types, is_async=False)
         return raw
 
@@ -198,11 +201,14 @@ def _hook_async_manager(
     async def request() -> Any:
         rec = CallRecorder(spec.provider, spec.operation, model)
         rec.needs_terminal = spec.needs_terminal
+        token = IN_CALL.set(True)
         try:
             raw = await api_request
         except BaseException as exc:
             rec.fail(exc)
             raise
+        finally:
+            IN_CALL.reset(token)
         handle_result(spec, rec, raw, stream_types, is_async=True)
         return raw
 
