@@ -122,7 +122,9 @@ class Reply:
         headers: dict[str, str] | None = None,
         cut_after: int | None = None,
         delay_s: float = 0.0,
+        raw: bytes | None = None,
     ) -> None:
+        self.raw = raw  # sent as is (with ``headers``): e.g. an AWS event stream
         self.status = status
         self.body = body
         self.events = events
@@ -178,9 +180,10 @@ class FakeLLM:
         if reply.delay_s:
             time.sleep(reply.delay_s)
         if reply.events is None:
-            data = orjson.dumps(reply.body)
+            data = reply.raw if reply.raw is not None else orjson.dumps(reply.body)
             handler.send_response(reply.status)
-            handler.send_header("Content-Type", "application/json")
+            if "Content-Type" not in reply.headers:
+                handler.send_header("Content-Type", "application/json")
             handler.send_header("Content-Length", str(len(data)))
             for key, value in reply.headers.items():
                 handler.send_header(key, value)
