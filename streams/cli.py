@@ -2,6 +2,7 @@
 
 ``spendwatch up --demo``   broker + worker + ClickHouse in-process + demo traffic, one machine
 ``spendwatch worker``      one stream worker against the configured Kafka and ClickHouse
+``spendwatch ingest``      HTTP ingest: OTLP GenAI spans and JSON-lines events -> Kafka
 ``spendwatch sql``         read-only SQL on the events and alerts
 ``spendwatch budgets``     check the budgets file; raise a limit for a while
 ``spendwatch silence``     add, list and expire alert silences
@@ -64,11 +65,18 @@ def build_parser() -> argparse.ArgumentParser:
     worker.set_defaults(func=_cmd_worker)
 
     from alerting.cli import register as register_silence
+    from ingest.cli import register as register_ingest
     from sinks.cli import register as register_sql
     from streams.budgets.cli import register as register_budgets
     from streams.detect.cli import register as register_detect
 
-    for register in (register_sql, register_budgets, register_silence, register_detect):
+    for register in (
+        register_ingest,
+        register_sql,
+        register_budgets,
+        register_silence,
+        register_detect,
+    ):
         register(sub)
     return parser
 

@@ -39,6 +39,7 @@ _KNOWN_SECTIONS = {
     "alerting",
     "detect",
     "demo",
+    "ingest",  # read by ``spendwatch ingest`` (ingest.settings), not by the worker
 }
 
 
