@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
 import time
 import uuid
 from collections.abc import Callable, Iterator
@@ -18,6 +19,9 @@ from aiokafka.structs import ConsumerRecord
 from schemas.events import validate_event
 from streams.broker import TansuBroker
 from tests.support.topic import read_topic
+
+# litellm downloads its price map at import unless told not to: 20 s of retries without network.
+os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
 
 
 @pytest.fixture(scope="session")
