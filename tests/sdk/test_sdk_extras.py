@@ -12,7 +12,8 @@ EXTRAS = ("opentelemetry", "litellm", "google.genai", "boto3", "botocore", "open
 
 
 def loaded_after(code: str) -> list[str]:
-    probe = f"{code}\nimport sys, json\nprint(json.dumps([m for m in {EXTRAS!r} if m in sys.modules]))"
+    listing = f"[m for m in {EXTRAS!r} if m in sys.modules]"
+    probe = f"{code}\nimport sys, json\nprint(json.dumps({listing}))"
     out = subprocess.run([sys.executable, "-c", probe], capture_output=True, check=True, text=True)
     return list(orjson.loads(out.stdout.strip().splitlines()[-1]))
 
