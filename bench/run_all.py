@@ -18,6 +18,7 @@ SCRIPTS = (
     ["bench_budgets.py"],
     ["bench_alerting.py"],
     ["bench_sdk.py"],
+    ["bench_sdk_integrations.py"],
     ["detect_quality/run.py"],
     ["bench_warm_start.py"],
     ["bench_pipeline.py", "--events", "10000", "--seconds", "10"],
