@@ -210,7 +210,9 @@ def event_from_span(span: SpanData) -> Produced | None:
     except InvalidEventError as exc:
         raise ValueError(str(exc)) from None
     event[TS_KEY] = span.end_ns
-    seed = hashlib.sha256(b"otlp-span:" + span.trace_id + span.span_id).digest()[:16]
+    seed = None  # a span without ids (not valid OTLP, but seen) gets a random event id
+    if span.trace_id or span.span_id:
+        seed = hashlib.sha256(b"otlp-span:" + span.trace_id + span.span_id).digest()[:16]
     value = encode(event, seed)
     checked, rejection = validate_event(value)
     if checked is None:
