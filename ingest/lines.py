@@ -31,6 +31,11 @@ class LineResult:
         return {"line": self.line, "status": "rejected", "reason": self.reason}
 
 
+def _field(event: Any, name: str) -> Any:
+    # validate_event returns a dict today; a typed record (msgspec) would carry attributes.
+    return event[name] if isinstance(event, dict) else getattr(event, name)
+
+
 def parse_lines(body: bytes) -> tuple[list[Produced], list[LineResult]]:
     """Validate every line of ``body``; the events of the valid ones and a result per line."""
     produced: list[Produced] = []
@@ -43,6 +48,6 @@ def parse_lines(body: bytes) -> tuple[list[Produced], list[LineResult]]:
         if event is None:
             results.append(LineResult(number, reason=str(rejection)))
             continue
-        produced.append(Produced(event["service"].encode(), line))
-        results.append(LineResult(number, event_id=event["event_id"]))
+        produced.append(Produced(_field(event, "service").encode(), line))
+        results.append(LineResult(number, event_id=_field(event, "event_id")))
     return produced, results
