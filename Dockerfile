@@ -10,6 +10,7 @@ COPY schemas ./schemas
 COPY streams ./streams
 COPY sinks ./sinks
 COPY alerting ./alerting
+COPY ingest ./ingest
 COPY sdk ./sdk
 RUN pip install --no-cache-dir . ./sdk
 

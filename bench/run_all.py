@@ -18,6 +18,7 @@ SCRIPTS = (
     ["bench_budgets.py"],
     ["bench_alerting.py"],
     ["bench_sdk.py"],
+    ["bench_sdk_integrations.py"],
     ["-m", "bench.detect_quality.run"],
     ["-m", "bench.detect_quality.real"],
     ["bench_warm_start.py"],

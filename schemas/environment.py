@@ -48,5 +48,21 @@ SQL_ENDPOINT: Final = EnvVar(
     flag="--endpoint",
 )
 
-PIPELINE: Final = (CONFIG, KAFKA_BOOTSTRAP, CLICKHOUSE_DSN, STATE_DIR, SQL_ENDPOINT)
+INGEST_TOKEN: Final = EnvVar(
+    "SPENDWATCH_INGEST_TOKEN",
+    "the bearer token clients of `spendwatch ingest` must send (beats `ingest.token`)",
+)
+FAULTS: Final = EnvVar(
+    "SPENDWATCH_FAULTS",
+    "fault injection for the crash tests and `make chaos`; never set in production",
+)
+PIPELINE: Final = (
+    CONFIG,
+    KAFKA_BOOTSTRAP,
+    CLICKHOUSE_DSN,
+    STATE_DIR,
+    SQL_ENDPOINT,
+    INGEST_TOKEN,
+    FAULTS,
+)
 SETTINGS: Final = tuple(v for v in PIPELINE if v.setting is not None)

@@ -4,6 +4,7 @@
 ``spendwatch up --demo``   broker + worker + ClickHouse in-process + demo traffic, one machine
 ``spendwatch worker``      one stream worker against the configured Kafka and ClickHouse
 ``spendwatch config``      validate the whole config file as the worker would
+``spendwatch ingest``      HTTP ingest: OTLP GenAI spans and JSON-lines events -> Kafka
 ``spendwatch sql``         read-only SQL on the events and alerts
 ``spendwatch budgets``     check the budgets file; raise a limit for a while
 ``spendwatch silence``     add, list and expire alert silences
@@ -178,12 +179,14 @@ def build_parser() -> argparse.ArgumentParser:
     init.set_defaults(func=_cmd_init)
 
     from alerting.cli import register as register_silence
+    from ingest.cli import register as register_ingest
     from sinks.cli import register as register_sql
     from streams.budgets.cli import register as register_budgets
     from streams.detect.cli import register as register_detect
     from streams.report.cli import register as register_report  # issue 17
 
     for register in (
+        register_ingest,
         register_sql,
         register_budgets,
         register_silence,

@@ -132,6 +132,7 @@ class ConfigFile(Section):
     # receivers): streams/console/settings.py, streams/report/settings.py.
     console: dict[str, Any] = {}
     report: dict[str, Any] = {}
+    ingest: dict[str, Any] = {}  # read by ``spendwatch ingest`` (ingest/settings.py)
 
 
 @dataclass(frozen=True)

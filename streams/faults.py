@@ -17,7 +17,9 @@ import os
 import signal
 from typing import Final
 
-ENV: Final = "SPENDWATCH_FAULTS"
+from schemas import environment
+
+ENV: Final = environment.FAULTS.name
 POINTS: Final = frozenset({"hot.after_write", "hot.after_send", "hot.mid_send", "agent.budgets"})
 
 _armed: dict[str, tuple[str, int]] = {}

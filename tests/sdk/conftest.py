@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
 import time
 import uuid
 from collections.abc import Callable, Iterator
@@ -13,11 +14,14 @@ from typing import Any
 import orjson
 import pytest
 import spendwatch
-from aiokafka import AIOKafkaConsumer
 from aiokafka.structs import ConsumerRecord
 
 from schemas.events import validate_event
 from streams.broker import TansuBroker
+from tests.support.topic import read_topic
+
+# litellm downloads its price map at import unless told not to: 20 s of retries without network.
+os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
 
 
 @pytest.fixture(scope="session")
@@ -37,36 +41,6 @@ def _sdk_reset() -> Iterator[None]:
     spendwatch.shutdown(timeout_s=0)
     yield
     spendwatch.shutdown(timeout_s=0)
-
-
-async def read_topic(
-    bootstrap: str, topic: str, expected: int, timeout_s: float = 15.0, settle_s: float = 0.5
-) -> list[ConsumerRecord[bytes, bytes]]:
-    """Read the topic from the start until ``expected`` records arrived, then keep reading for
-    ``settle_s`` more so a duplicate or an extra record would be seen too."""
-    consumer = AIOKafkaConsumer(
-        topic,
-        bootstrap_servers=bootstrap,
-        auto_offset_reset="earliest",
-        enable_auto_commit=False,
-        group_id=None,
-    )
-    await consumer.start()
-    records: list[ConsumerRecord[bytes, bytes]] = []
-    try:
-        deadline = time.monotonic() + timeout_s
-        while len(records) < expected and time.monotonic() < deadline:
-            batch = await consumer.getmany(timeout_ms=200)
-            for part in batch.values():
-                records.extend(part)
-        settle_until = time.monotonic() + settle_s
-        while time.monotonic() < settle_until:
-            batch = await consumer.getmany(timeout_ms=100)
-            for part in batch.values():
-                records.extend(part)
-    finally:
-        await consumer.stop()
-    return records
 
 
 def decode_valid(records: list[ConsumerRecord[bytes, bytes]]) -> list[dict[str, Any]]:
@@ -122,7 +96,9 @@ class Reply:
         headers: dict[str, str] | None = None,
         cut_after: int | None = None,
         delay_s: float = 0.0,
+        raw: bytes | None = None,
     ) -> None:
+        self.raw = raw  # sent as is (with ``headers``): e.g. an AWS event stream
         self.status = status
         self.body = body
         self.events = events
@@ -178,9 +154,10 @@ class FakeLLM:
         if reply.delay_s:
             time.sleep(reply.delay_s)
         if reply.events is None:
-            data = orjson.dumps(reply.body)
+            data = reply.raw if reply.raw is not None else orjson.dumps(reply.body)
             handler.send_response(reply.status)
-            handler.send_header("Content-Type", "application/json")
+            if "Content-Type" not in reply.headers:
+                handler.send_header("Content-Type", "application/json")
             handler.send_header("Content-Length", str(len(data)))
             for key, value in reply.headers.items():
                 handler.send_header(key, value)

@@ -86,7 +86,10 @@ def test_demo_config_loads() -> None:
 def test_compose_file_is_consistent() -> None:
     compose = yaml.safe_load((ROOT / "docker-compose.yml").read_text())
     services = compose["services"]
-    assert set(services) == {"kafka", "clickhouse", "worker", "grafana"}
+    assert set(services) == {"kafka", "clickhouse", "worker", "ingest", "grafana"}
+    ingest = services["ingest"]
+    assert ingest["command"][:2] == ["spendwatch", "ingest"] and ingest["profiles"] == ["ingest"]
+    assert set(ingest["environment"]) == {"SPENDWATCH_KAFKA_BOOTSTRAP", "SPENDWATCH_INGEST_TOKEN"}
     worker = services["worker"]
     assert worker["command"][:2] == ["spendwatch", "worker"]
     assert set(worker["depends_on"]) == {"kafka", "clickhouse"}

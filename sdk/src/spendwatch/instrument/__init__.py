@@ -1,4 +1,5 @@
-"""``instrument(client)``: one usage event per covered OpenAI / Anthropic call, app unchanged.
+"""``instrument(client)``: one usage event per covered OpenAI / Anthropic / Google Gen AI /
+Bedrock call, app unchanged (Gen AI and Bedrock: :mod:`.genai`, :mod:`.bedrock`).
 
     client = spendwatch.instrument(openai.OpenAI())        # or AsyncOpenAI, Anthropic, ...
     client.chat.completions.create(model="gpt-4o", messages=[...])   # recorded
@@ -26,7 +27,7 @@ from typing import Any, TypeVar
 from . import anthropic as anthropic_support
 from . import openai as openai_support
 from .hooks import Guard, Shapes, Spec, apply_guard, handle_result, wrap_async, wrap_sync
-from .recorder import CallRecorder
+from .recorder import IN_CALL, CallRecorder
 
 log = logging.getLogger("spendwatch")
 
@@ -35,8 +36,9 @@ _MARK = "_spendwatch_instrumented"
 
 
 def instrument(client: C, *, guard: Guard | None = None, stream_usage: bool = True) -> C:
-    """Instrument an official ``openai`` or ``anthropic`` client (sync or async) in place and
-    return it. Idempotent.
+    """Instrument an official ``openai`` or ``anthropic`` client (sync or async), a
+    ``google.genai.Client`` (sync and ``.aio``) or a boto3 ``bedrock-runtime`` client in place
+    and return it. Idempotent.
 
     ``guard``: an object with ``before_call(provider, model, request_kwargs) -> dict`` called
     before each covered call (see :class:`~spendwatch.instrument.hooks.Guard`): it may return
@@ -49,7 +51,25 @@ def instrument(client: C, *, guard: Guard | None = None, stream_usage: bool = Tr
     """
     if getattr(client, _MARK, False):
         return client
-    family = type(client).__module__.partition(".")[0]
+    module = type(client).__module__
+    family = module.partition(".")[0]
+    if module.startswith("google.genai"):
+        from . import genai
+
+        genai.instrument_client(client, guard)
+        setattr(client, _MARK, True)
+        return client
+    if family == "botocore":
+        from . import bedrock
+
+        if not bedrock.is_bedrock_runtime(client):
+            raise TypeError(
+                "spendwatch.instrument() takes a boto3 'bedrock-runtime' client, got one for "
+                f"{bedrock.service_name(client)!r}"
+            )
+        bedrock.instrument_client(client, guard)
+        setattr(client, _MARK, True)
+        return client
     if family == "openai":
         _patch_all(client, openai_support.specs(stream_usage), openai_support.shapes(), guard)
     elif family == "anthropic":
@@ -57,7 +77,8 @@ def instrument(client: C, *, guard: Guard | None = None, stream_usage: bool = Tr
         _patch_anthropic_stream(client, guard)
     else:
         raise TypeError(
-            f"spendwatch.instrument() takes an openai or anthropic client, got {type(client)!r}"
+            "spendwatch.instrument() takes an openai, anthropic, google.genai or boto3 "
+            f"bedrock-runtime client, got {type(client)!r}"
         )
     _patch_copy(client, guard, stream_usage)
     setattr(client, _MARK, True)
@@ -176,11 +197,14 @@ def _hook_sync_manager(
     def request() -> Any:
         rec = CallRecorder(spec.provider, spec.operation, model)
         rec.needs_terminal = spec.needs_terminal
+        token = IN_CALL.set(True)
         try:
             raw = api_request()
         except BaseException as exc:
             rec.fail(exc)
             raise
+        finally:
+            IN_CALL.reset(token)
         handle_result(spec, rec, raw, stream_types, is_async=False)
         return raw
 
@@ -198,11 +222,14 @@ def _hook_async_manager(
     async def request() -> Any:
         rec = CallRecorder(spec.provider, spec.operation, model)
         rec.needs_terminal = spec.needs_terminal
+        token = IN_CALL.set(True)
         try:
             raw = await api_request
         except BaseException as exc:
             rec.fail(exc)
             raise
+        finally:
+            IN_CALL.reset(token)
         handle_result(spec, rec, raw, stream_types, is_async=True)
         return raw
 

@@ -10,7 +10,7 @@ from typing import Any, Protocol
 
 from ..errors import SpendwatchError
 from . import raw
-from .recorder import CallRecorder
+from .recorder import IN_CALL, CallRecorder
 from .streams import Observe, watch_async, watch_sync
 
 log = logging.getLogger("spendwatch")
@@ -120,11 +120,14 @@ def wrap_sync(
     def call(*args: Any, **kwargs: Any) -> Any:
         kwargs = apply_guard(guard, spec.provider, kwargs)
         kwargs, rec = _start(spec, kwargs)
+        token = IN_CALL.set(True)
         try:
             result = orig(*args, **kwargs)
         except BaseException as exc:
             rec.fail(exc)
             raise
+        finally:
+            IN_CALL.reset(token)
         if isinstance(result, shapes.responses):
             record = _reader(spec, rec, shapes.streams, is_async=False)
             raw.read_sync(result, rec, spec.request_id_header, record)
@@ -143,11 +146,14 @@ def wrap_async(
     async def call(*args: Any, **kwargs: Any) -> Any:
         kwargs = apply_guard(guard, spec.provider, kwargs)
         kwargs, rec = _start(spec, kwargs)
+        token = IN_CALL.set(True)
         try:
             result = await orig(*args, **kwargs)
         except BaseException as exc:
             rec.fail(exc)
             raise
+        finally:
+            IN_CALL.reset(token)
         if isinstance(result, shapes.responses):
             record = _reader(spec, rec, shapes.streams, is_async=True)
             await raw.read_async(result, rec, spec.request_id_header, record)

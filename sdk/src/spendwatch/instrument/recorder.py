@@ -10,12 +10,18 @@ from __future__ import annotations
 
 import logging
 import time
+from contextvars import ContextVar
 from typing import Any
 
 from .. import runtime
 from ..event import build
 
 log = logging.getLogger("spendwatch")
+
+# True while an instrumented call runs (its provider method, not the caller's code around it):
+# an OpenTelemetry span started in there describes a call recorded here, and the span
+# processor (``spendwatch.otel``) marks it so that it is not counted a second time.
+IN_CALL: ContextVar[bool] = ContextVar("spendwatch_in_call", default=False)
 
 
 class CallRecorder:
