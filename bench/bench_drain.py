@@ -227,6 +227,7 @@ def drain_one(
         "worker_cpu_us": used_worker * 1e6 / n,
         "broker_cpu_us": used_broker * 1e6 / n,
         "batches": stats.get("batches"),
+        "stages_us": {k: v * 1e6 / n for k, v in (stats.get("seconds") or {}).items()},
         "expected": expected,
     }
 
@@ -296,6 +297,8 @@ def main() -> int:
         f"  CPU per event: worker {one['worker_cpu_us']:.1f} µs, broker "
         f"{one['broker_cpu_us']:.1f} µs; ledgers {one['expected']}"
     )
+    stages = ", ".join(f"{k} {v:.1f}" for k, v in one["stages_us"].items())
+    print(f"  hot path per event (µs; decode/build CPU, write/send/commit wall): {stages}")
     if args.two_workers:
         with tempfile.TemporaryDirectory() as tmp, TansuBroker() as broker:
             bootstrap = broker.bootstrap_servers

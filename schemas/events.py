@@ -241,10 +241,9 @@ def ts_micros(ts: str) -> int:
 
 def _refusal(event: UsageEvent) -> Rejection | None:
     """The checks a type cannot carry, in the order of the old validator's reason codes."""
-    if not _is_uuid(event.event_id):
-        return Rejection(SCHEMA, f"event_id {event.event_id!r} is not a UUID")
-    if not _services.ok(event.service, _SERVICE_RE):
-        return Rejection(SCHEMA, f"service {event.service!r} does not match {SERVICE_PATTERN}")
+    service = event.service
+    if service not in _services.names and not _services.ok(service, _SERVICE_RE):
+        return Rejection(SCHEMA, f"service {service!r} does not match {SERVICE_PATTERN}")
     unit = event.unit
     if unit and not _units.ok(unit, _UNIT_RE):
         return Rejection(SCHEMA, f"unit {unit!r} does not match {UNIT_PATTERN}")
@@ -255,7 +254,7 @@ def _refusal(event: UsageEvent) -> Rejection | None:
     if cost and _COST_RE.match(cost) is None:
         return Rejection(SCHEMA, f"cost_usd {cost!r} is not a decimal string of USD")
     tags = event.tags
-    if tags:
+    if tags and not tags.keys() <= _tag_keys.names:
         for key in tags:
             if not _tag_keys.ok(key, _TAG_KEY_RE):
                 return Rejection(SCHEMA, f"tag key {key!r} does not match {TAG_KEY_PATTERN}")
@@ -273,18 +272,18 @@ def _refusal(event: UsageEvent) -> Rejection | None:
     return None
 
 
-def _is_uuid(text: str) -> bool:
-    """``text`` is a hyphenated UUID (what ``UUID_PATTERN`` says, without a regex)."""
+def uuid_int(text: str) -> int:
+    """The 128-bit integer of a hyphenated UUID (what ``UUID_PATTERN`` says, without a
+    regex), or -1 when ``text`` is not one."""
     if text[8] != "-" or text[13] != "-" or text[18] != "-" or text[23] != "-":
-        return False
+        return -1
     digits = text.replace("-", "")
     if len(digits) != 32 or not (digits.isascii() and digits.isalnum()):
-        return False
+        return -1
     try:
-        int(digits, 16)
+        return int(digits, 16)
     except ValueError:
-        return False
-    return True
+        return -1
 
 
 def _ts_us(ts: str) -> int | Rejection:
@@ -314,11 +313,12 @@ def has_tokens(event: UsageEvent) -> bool:
     )
 
 
-def decode_event(raw: bytes) -> tuple[UsageEvent, int] | Rejection:
+def decode_event(raw: bytes) -> tuple[UsageEvent, int, int] | Rejection:
     """Decode and validate one raw usage event in one pass.
 
-    Returns ``(event, ts_us)`` - the event and its time in microseconds since the epoch - or
-    the :class:`Rejection`. Never raises for bad input.
+    Returns ``(event, ts_us, id_key)`` - the event, its time in microseconds since the epoch
+    and its ``event_id`` as a 128-bit integer - or the :class:`Rejection`. Never raises for
+    bad input.
     """
     if len(raw) > MAX_EVENT_BYTES:
         return Rejection(TOO_LARGE, f"{len(raw)} bytes > {MAX_EVENT_BYTES}")
@@ -331,13 +331,16 @@ def decode_event(raw: bytes) -> tuple[UsageEvent, int] | Rejection:
         return Rejection(SCHEMA, text[:300])
     except msgspec.DecodeError as exc:
         return Rejection(NOT_JSON, str(exc)[:200])
+    key = uuid_int(event.event_id)
+    if key < 0:
+        return Rejection(SCHEMA, f"event_id {event.event_id!r} is not a UUID")
     refusal = _refusal(event)
     if refusal is not None:
         return refusal
     ts_us = _ts_us(event.ts)
     if isinstance(ts_us, Rejection):
         return ts_us
-    return event, ts_us
+    return event, ts_us, key
 
 
 def validate_event(raw: bytes) -> tuple[dict[str, Any] | None, Rejection | None]:

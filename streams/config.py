@@ -79,7 +79,7 @@ class KafkaSettings(Section):
     partitions: Annotated[StrictInt, Range(1, 256)] = 1
     consumer_group: Text = "spendwatch-worker"  # the hot path's group (the usage topic)
     fetch_max_wait_ms: Annotated[StrictInt, Range(1, 10_000)] = 100
-    max_batch_records: Annotated[StrictInt, Range(1, 20_000)] = 5000  # per hot-path batch
+    max_batch_records: Annotated[StrictInt, Range(1, 50_000)] = 20_000  # per hot-path batch
     session_timeout_ms: Annotated[StrictInt, Range(3000, 300_000)] = 10_000
     replication_factor: Annotated[StrictInt, Range(1, 16)] = 1  # of the topics it creates
     export_priced: StrictBool = False  # also publish priced events to spendwatch.priced.v1

@@ -121,23 +121,33 @@ class Runtime:
         """Run a blocking read ``fn(query_client, *args)`` in a worker thread."""
         return await asyncio.to_thread(fn, self.query_client, *args, **kwargs)
 
-    async def handle_alerts(self, alerts: Sequence[Alert], now: datetime) -> None:
+    async def handle_alerts(
+        self, alerts: Sequence[Alert], now: datetime, *, first_copies: bool = False
+    ) -> None:
         """Hand alerts to the dispatcher (durable in its delivery log), then record them in
         ClickHouse. Notifications go first so a ClickHouse outage delays the record, never
         the page.
 
         The first copy of an alert wins: one emitted again with the same id and status (a
         replay, or a ledger seeded while the first copy was on its way) is neither submitted
-        nor recorded again, so the recorded alert keeps its original time and figures."""
+        nor recorded again, so the recorded alert keeps its original time and figures.
+        ``first_copies``: the caller knows these are first copies (a ledger's new alerts),
+        so ClickHouse is not asked."""
         assert self.alert_sink is not None and self.dispatcher is not None
-        alerts = await self._first_copies(alerts)
+        alerts = await self._first_copies(alerts, ask_clickhouse=not first_copies)
         for alert in alerts:
             await self.dispatcher.submit(alert, now)
+        if alerts:
+            # Send what is due now (a group whose wait is over) rather than at the next
+            # 1 s tick: a page should not wait for the clock.
+            await self.dispatcher.tick(now)
         for alert in alerts:
             await self.alert_sink.add(rows.alert_row(alert, recorded_at=now))
         await self.alert_sink.flush()
 
-    async def _first_copies(self, alerts: Sequence[Alert]) -> list[Alert]:
+    async def _first_copies(
+        self, alerts: Sequence[Alert], *, ask_clickhouse: bool = True
+    ) -> list[Alert]:
         fresh: list[Alert] = []
         for alert in alerts:
             key = (alert.alert_id, alert.status)
@@ -145,7 +155,7 @@ class Runtime:
                 fresh.append(alert)
                 self._handled[key] = None
         unknown = sorted({a.alert_id for a in fresh})
-        if unknown:
+        if unknown and ask_clickhouse:
             try:
                 recorded = await self.read(recorded_alerts, unknown)
             except Exception:  # ClickHouse down: better a repeat than a lost page

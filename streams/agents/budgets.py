@@ -25,5 +25,4 @@ async def count_deltas(pipeline: Pipeline, stream: Any) -> None:
             log.error("ignoring a malformed budget delta (%s): %r", exc, bytes(raw[:200]))
             continue
         faults.point("agent.budgets")
-        for alert in await pipeline.book.apply(delta):
-            await pipeline.send_alert(alert)
+        await pipeline.raise_budget_alerts(await pipeline.book.apply(delta))

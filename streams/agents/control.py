@@ -25,5 +25,4 @@ async def apply_overrides(pipeline: Pipeline, stream: Any) -> None:
         if command.budget not in pipeline.book.budgets:
             log.warning("ignoring an override of unknown budget %r", command.budget)
             continue
-        for alert in await pipeline.book.override(command):
-            await pipeline.send_alert(alert)
+        await pipeline.raise_budget_alerts(await pipeline.book.override(command))

@@ -107,7 +107,6 @@ class MinuteBatch:
         error_type: str | None,
         tags: Mapping[str, str] | None,
     ) -> None:
-        tagvals = tuple([tags.get(k) for k in self._tag_keys]) if tags else None
         key = (
             partition,
             ts_us // _US_PER_MINUTE,
@@ -117,7 +116,7 @@ class MinuteBatch:
             failed,
             error_type if failed else None,
             self._expensive(model, cost, tokens),
-            tagvals,
+            tuple(map(tags.get, self._tag_keys)) if tags else None,
         )
         group = self.groups.get(key)
         if group is None:

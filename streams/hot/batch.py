@@ -18,7 +18,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
-from typing import Any, Final, Protocol
+from typing import Any, Final, NamedTuple, Protocol
 
 import orjson
 from msgspec import UNSET
@@ -30,11 +30,12 @@ from streams.budgets.model import Budget
 from streams.budgets.periods import period_bounds
 from streams.budgets.spend import per_request_alert
 from streams.detect import DetectStream
-from streams.hot.dedupe import StoredIds, id_key
+from streams.hot.dedupe import StoredIds
 from streams.ingest import unpriced_alert
 from streams.pricing import Pricer
 
 _EPOCH: Final = datetime(1970, 1, 1, tzinfo=UTC)
+Decoded = tuple[UsageEvent, int, int] | Rejection  # decode_event's answer
 _UNPRICED_MEMORY: Final = 10_000
 
 
@@ -59,8 +60,7 @@ class Stored:
     cost_nusd: int
 
 
-@dataclass(slots=True)
-class Row:
+class Row(NamedTuple):
     """One ``usage_events`` row (a JSONEachRow line) and where it came from."""
 
     body: bytes
@@ -159,20 +159,16 @@ class BatchBuilder:
         self._unpriced: set[str] = set()
 
     # -- phase 1: decode ---------------------------------------------------------------------
-    def decode(
-        self, records: Iterable[Record]
-    ) -> list[tuple[Record, tuple[UsageEvent, int] | Rejection]]:
+    def decode(self, records: Iterable[Record]) -> list[tuple[Record, Decoded]]:
         return [(r, decode_event(r.value or b"")) for r in records]
 
-    def unsure(
-        self, decoded: Iterable[tuple[Record, tuple[UsageEvent, int] | Rejection]]
-    ) -> list[str]:
+    def unsure(self, decoded: Iterable[tuple[Record, Decoded]]) -> list[str]:
         """Event ids the in-memory window cannot vouch for (old events): ask ClickHouse."""
         ids = []
         for record, result in decoded:
             if isinstance(result, Rejection):
                 continue
-            event, ts_us = result
+            event, ts_us, _ = result
             if (record.partition, record.offset) in self.replay:
                 continue
             if not self.stored.is_sure(record.partition, ts_us):
@@ -182,7 +178,7 @@ class BatchBuilder:
     # -- phase 2: everything else --------------------------------------------------------------
     def build(
         self,
-        decoded: Sequence[tuple[Record, tuple[UsageEvent, int] | Rejection]],
+        decoded: Sequence[tuple[Record, Decoded]],
         now_us: int,
         existing: Mapping[str, Stored] | None = None,
     ) -> Batch:
@@ -220,8 +216,7 @@ class BatchBuilder:
                     )
                 )
                 continue
-            event, raw_us = result
-            key = id_key(event.event_id)
+            event, raw_us, key = result
             seen_here = keys_here.get(partition)
             if seen_here is None:
                 seen_here = keys_here[partition] = set()
@@ -264,7 +259,15 @@ class BatchBuilder:
             priced = price(event)
             cost = priced.cost_nusd
             raw = record.value or b""
-            if raw_us == ts_us and event.cost_usd is UNSET and _canonical(event.ts):
+            ts = event.ts
+            if (
+                raw_us == ts_us
+                and event.cost_usd is UNSET
+                and len(ts) == 27  # the SDK's form (...ffffffZ), which ClickHouse parses as we do
+                and ts[26] == "Z"
+                and raw[-1:] == b"}"
+                and not (priced.avoided_cost_nusd or priced.unpriced_reason)
+            ):
                 tail = tails.get(partition)
                 if tail is None:
                     tail = tails[partition] = b'%s,"kafka_epoch":"%s","kafka_partition":%d' % (
@@ -272,21 +275,16 @@ class BatchBuilder:
                         epoch.encode(),
                         partition,
                     )
-                head = raw.rstrip()
-                if priced.avoided_cost_nusd or priced.unpriced_reason:
-                    extra = b',"avoided_cost_nusd":%d,"unpriced_reason":%s' % (
-                        priced.avoided_cost_nusd,
-                        orjson.dumps(priced.unpriced_reason or ""),
+                body = b"".join(
+                    (
+                        raw[:-1],
+                        _SOURCES[priced.source],
+                        str(cost).encode(),
+                        tail,
+                        b',"kafka_offset":',
+                        str(offset).encode(),
+                        b"}",
                     )
-                else:
-                    extra = b""
-                body = b'%s,"cost_nusd":%d,"cost_source":"%s"%s%s,"kafka_offset":%d}' % (
-                    head[:-1],
-                    cost,
-                    priced.source.encode(),
-                    extra,
-                    tail,
-                    offset,
                 )
             else:
                 body = _row_json(event, ts_us, priced, now, epoch, partition, offset)
@@ -406,10 +404,11 @@ class _Accountant:
                         builder.tally(f"tag:{name}", value, cost)
 
 
-def _canonical(ts: str) -> bool:
-    """The SDK's form ``YYYY-MM-DDTHH:MM:SS.ffffffZ``, which ClickHouse parses exactly as we
-    do (others are rewritten, so a ninth fractional digit cannot round differently)."""
-    return len(ts) == 27 and ts[26] == "Z"
+# The fixed part of a row's priced fields, by cost source (the cost follows).
+_SOURCES: Final = {
+    source: b',"cost_source":"%s","cost_nusd":' % source.encode()
+    for source in ("supplied", "catalog", "price_table", "unpriced")
+}
 
 
 def _row_json(

@@ -59,6 +59,11 @@ class LoopStats:
     last_batch_at: float | None = None
     lag: dict[int, int] = field(default_factory=dict)
     assigned: list[int] = field(default_factory=list)
+    # Seconds spent per stage: CPU of the loop's thread for the stages it runs (decode,
+    # build), wall time for those that wait on ClickHouse or the broker (write, send, commit).
+    seconds: dict[str, float] = field(
+        default_factory=lambda: dict.fromkeys(("decode", "build", "write", "send", "commit"), 0.0)
+    )
 
 
 class UsageLoop:
@@ -145,15 +150,25 @@ class UsageLoop:
     # -- one batch -------------------------------------------------------------------------
     async def _process(self, records: list[Any]) -> None:
         builder = self.builder
+        seconds = self.stats.seconds
+        started = time.thread_time()
         decoded = builder.decode(records)
+        decoded_at = time.thread_time()
+        seconds["decode"] += decoded_at - started
         unsure = builder.unsure(decoded)
         existing = await self.writer.lookup(unsure) if unsure else None
+        resumed = time.thread_time()
         batch = builder.build(decoded, self.clock_us(), existing)
+        seconds["build"] += time.thread_time() - resumed
         await self._settle()  # batch n-1 is written, sent and committed before n starts
         self._inflight = asyncio.create_task(self._finish(batch), name="usage-batch")
 
     async def _finish(self, batch: Batch) -> None:
+        seconds = self.stats.seconds
+        started = time.perf_counter()
         refused = await self.writer.write(batch)
+        written = time.perf_counter()
+        seconds["write"] += written - started
         faults.point("hot.after_write")
         if refused:
             for row in batch.rows:
@@ -163,8 +178,11 @@ class UsageLoop:
                         window.ids.discard(row.key)
         deltas = [d for b in batch.deltas.values() for d in b.build(batch.epoch, refused)]
         await self._send(batch, deltas)
+        sent = time.perf_counter()
+        seconds["send"] += sent - written
         faults.point("hot.after_send")
         await self._commit(batch)
+        seconds["commit"] += time.perf_counter() - sent
         stats = self.stats
         stats.batches += 1
         stats.records += batch.records

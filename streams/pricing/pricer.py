@@ -18,9 +18,11 @@ import logging
 from collections.abc import Mapping
 from typing import Any
 
+from genai_prices import data_snapshot
+
 from schemas.events import UsageEvent, has_tokens
 from schemas.money import usd_to_nusd
-from streams.pricing.catalog import Catalog
+from streams.pricing.catalog import MAX_CACHED_MODELS, Catalog
 from streams.pricing.result import CATALOG, PRICE_TABLE, SUPPLIED, PriceResult
 from streams.pricing.table import PriceTable
 
@@ -37,6 +39,16 @@ class Pricer:
     def __init__(self, table: PriceTable | None = None) -> None:
         self.table = table if table is not None else PriceTable()
         self.catalog = Catalog()
+        # (provider, model) -> the catalog's answer, for genai-prices' current data snapshot.
+        self._models: dict[tuple[str | None, str], Any] = {}
+        self._snapshot: object = None
+
+    def refresh(self) -> None:
+        """Drop cached catalog answers if genai-prices' data changed (``UpdatePrices``)."""
+        snapshot = data_snapshot.get_snapshot()
+        if snapshot is not self._snapshot:
+            self._snapshot = snapshot
+            self._models.clear()
 
     def price(self, event: UsageEvent | Mapping[str, Any]) -> PriceResult:
         """Price one valid event: a :class:`UsageEvent`, or the dict ``validate_event``
@@ -70,7 +82,14 @@ class Pricer:
         return PriceResult.unpriced("no cost_usd, model or unit to price")
 
     def _price_llm(self, event: UsageEvent, model: str, cache_hit: bool) -> PriceResult:
-        prices = self.catalog.lookup(event.provider or None, model)
+        if data_snapshot.get_snapshot() is not self._snapshot:
+            self.refresh()
+        key = (event.provider or None, model)
+        prices = self._models.get(key)
+        if prices is None:
+            if len(self._models) >= MAX_CACHED_MODELS:
+                self._models.clear()
+            prices = self._models[key] = self.catalog.lookup(*key)
         if isinstance(prices, str):
             return PriceResult.unpriced(prices)
         inp = event.input_tokens or 0
@@ -89,7 +108,7 @@ class Pricer:
         except ValueError as exc:  # a bad timestamp, or a period genai-prices cannot price
             return PriceResult.unpriced(f"cannot price {prices.name} at {ts!r}: {exc}"[:300])
         nusd = compiled.rates_for(inp).cost_nusd(inp, out, cache_read, cache_write, reasoning)
-        return PriceResult.priced(nusd, CATALOG, cache_hit=cache_hit)
+        return PriceResult(0, nusd, CATALOG) if cache_hit else PriceResult(nusd, 0, CATALOG)
 
     def _price_unit(self, event: UsageEvent, unit: str, cache_hit: bool) -> PriceResult:
         provider = event.provider or None

@@ -142,7 +142,8 @@ def test_struct_round_trip() -> None:
     event = make()
     result = decode_event(orjson.dumps(event))
     assert not isinstance(result, events.Rejection)
-    decoded, ts_us = result
+    decoded, ts_us, key = result
+    assert key == 7  # the UUID's integer
     assert decoded.input_tokens == 1200
     assert decoded.to_dict() == event
     assert ts_us == 1_795_456_800_123_456  # 2026-11-23T18:00:00.123456Z
