@@ -331,6 +331,11 @@ def decode_event(raw: bytes) -> tuple[UsageEvent, int, int] | Rejection:
         return Rejection(SCHEMA, text[:300])
     except msgspec.DecodeError as exc:
         return Rejection(NOT_JSON, str(exc)[:200])
+    return check(event)
+
+
+def check(event: UsageEvent) -> tuple[UsageEvent, int, int] | Rejection:
+    """The checks after decoding (see :func:`decode_event`)."""
     key = uuid_int(event.event_id)
     if key < 0:
         return Rejection(SCHEMA, f"event_id {event.event_id!r} is not a UUID")

@@ -4,27 +4,35 @@ ClickHouse lookups a batch may need are the caller's (:meth:`BatchBuilder.unsure
 
 Per record, in order:
 
-1. decode and validate (``schemas.events.decode_event``); a refusal is a dead letter;
+1. decode and validate (:meth:`BatchBuilder.decode`, the same rules as
+   ``schemas.events.decode_event``, which gives the reason of every refusal); a refusal is a
+   dead letter;
 2. decide what the record is (see ``docs/exactly-once.md``): *new* (insert it and count it),
    *stored by this very record* (a replay after a crash: count it, do not insert it again),
    or a *repeat* of an event stored by another record (a retrying client: drop it);
 3. price it, clamp its time to the ingest time, build its row;
 4. feed the detector's minute windows; check per-request limits; collect one delta per
    matching budget.
+
+This runs for every event at tens of thousands a second, so the common case (an SDK event:
+known service and tag names, the SDK's timestamp form, an LLM call with one price) is
+written out inline, and anything else takes the general code path of the same rules.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+import fnmatch
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any, Final, NamedTuple, Protocol
 
+import msgspec
 import orjson
-from msgspec import UNSET
 
+from schemas import events as contract
 from schemas.alerts import Alert
-from schemas.events import Rejection, UsageEvent, decode_event
+from schemas.events import Rejection, UsageEvent
 from streams.budgets.delta import DeltaBuilder
 from streams.budgets.model import Budget
 from streams.budgets.periods import period_bounds
@@ -35,8 +43,8 @@ from streams.ingest import unpriced_alert
 from streams.pricing import Pricer
 
 _EPOCH: Final = datetime(1970, 1, 1, tzinfo=UTC)
-Decoded = tuple[UsageEvent, int, int] | Rejection  # decode_event's answer
 _UNPRICED_MEMORY: Final = 10_000
+_US_PER_MINUTE: Final = 60_000_000
 
 
 class Record(Protocol):
@@ -68,7 +76,26 @@ class Row(NamedTuple):
     offset: int
     key: int
     ts_us: int
-    event_id: str
+
+
+@dataclass(slots=True)
+class Rows:
+    """A batch's rows, column by column (the hot path appends to the lists)."""
+
+    bodies: list[bytes] = field(default_factory=list)
+    partitions: list[int] = field(default_factory=list)
+    offsets: list[int] = field(default_factory=list)
+    keys: list[int] = field(default_factory=list)
+    ts_us: list[int] = field(default_factory=list)
+
+    def __len__(self) -> int:
+        return len(self.bodies)
+
+    def __getitem__(self, i: int) -> Row:
+        return Row(self.bodies[i], self.partitions[i], self.offsets[i], self.keys[i], self.ts_us[i])
+
+    def __iter__(self) -> Iterator[Row]:
+        return (self[i] for i in range(len(self.bodies)))
 
 
 @dataclass(slots=True)
@@ -86,10 +113,10 @@ class Letter:
 
 @dataclass(slots=True)
 class Batch:
-    """What one batch produced; :meth:`deltas_for` after the rows are written."""
+    """What one batch produced; the deltas are built once the rows are written."""
 
     epoch: str
-    rows: list[Row] = field(default_factory=list)
+    rows: Rows = field(default_factory=Rows)
     letters: list[Letter] = field(default_factory=list)
     deltas: dict[str, DeltaBuilder] = field(default_factory=dict)
     alerts: list[Alert] = field(default_factory=list)
@@ -106,12 +133,27 @@ class Batch:
         return builder
 
 
+@dataclass(slots=True)
+class Decoded:
+    """A batch's records decoded: per record, the event or the refusal, its time (µs) and
+    its event id as an integer (events only)."""
+
+    records: list[Record]
+    results: list[UsageEvent | Rejection]
+    ts_us: list[int]
+    keys: list[int]
+
+    def __len__(self) -> int:
+        return len(self.records)
+
+
 class BudgetRouter:
     """Which budgets cover an event: decided once per (service, provider, model); a budget
     that also matches on tags has only its tag patterns checked per event."""
 
     def __init__(self, budgets: Iterable[Budget]) -> None:
         self.budgets = tuple(budgets)
+        self.tagged = any(b.match.tags for b in self.budgets)
         self._cache: dict[tuple[str, str, str], tuple[tuple[Budget, ...], tuple[Budget, ...]]] = {}
 
     def route(self, event: UsageEvent) -> Sequence[Budget]:
@@ -157,28 +199,85 @@ class BatchBuilder:
         # (read at assignment): a replayed record finds itself here.
         self.replay: dict[tuple[int, int], tuple[int, Stored]] = {}
         self._unpriced: set[str] = set()
+        self._expensive: dict[str, bool] = {}  # model -> matches [detect] expensive_models
 
     # -- phase 1: decode ---------------------------------------------------------------------
-    def decode(self, records: Iterable[Record]) -> list[tuple[Record, Decoded]]:
-        return [(r, decode_event(r.value or b"")) for r in records]
+    def decode(self, records: Iterable[Record]) -> Decoded:
+        """Decode and validate every record (``schemas.events`` rules: a record refused here
+        gets its reason from ``decode_event``)."""
+        records = list(records)
+        results: list[UsageEvent | Rejection] = []
+        ts_out: list[int] = []
+        keys: list[int] = []
+        decode = contract._DECODER.decode
+        uuid_match = contract._UUID_RE.match
+        seconds = contract._seconds
+        services = contract._services.names
+        tag_keys = contract._tag_keys.names
+        max_bytes = contract.MAX_EVENT_BYTES
+        for record in records:
+            raw = record.value or b""
+            event: Any = None
+            if len(raw) <= max_bytes:
+                try:
+                    event = decode(raw)
+                except msgspec.DecodeError:
+                    event = None
+            if event is not None:
+                eid = event.event_id
+                ts = event.ts
+                tags = event.tags
+                secs = seconds.get(ts[:19]) if len(ts) == 27 and ts[26] == "Z" else None
+                if (
+                    secs is not None
+                    and ts[19] == "."
+                    and uuid_match(eid) is not None
+                    and event.service in services
+                    and (not tags or tags.keys() <= tag_keys)
+                    and not (event.unit or event.quantity or event.cost_usd)
+                    and (event.model or not contract.has_tokens(event))
+                    and (event.cache_read_tokens or 0) + (event.cache_write_tokens or 0)
+                    <= (event.input_tokens or 0)
+                    and (event.reasoning_tokens or 0) <= (event.output_tokens or 0)
+                ):
+                    frac = ts[20:26]
+                    if frac.isdigit() and frac.isascii():
+                        results.append(event)
+                        ts_out.append(secs * 1_000_000 + int(frac))
+                        keys.append(int(eid.replace("-", ""), 16))
+                        continue
+            # Anything else: the general path, with the reason of a refusal.
+            answer = contract.decode_event(raw) if event is None else contract.check(event)
+            if isinstance(answer, Rejection):
+                results.append(answer)
+                ts_out.append(0)
+                keys.append(-1)
+            else:
+                results.append(answer[0])
+                ts_out.append(answer[1])
+                keys.append(answer[2])
+        return Decoded(records, results, ts_out, keys)
 
-    def unsure(self, decoded: Iterable[tuple[Record, Decoded]]) -> list[str]:
+    def unsure(self, decoded: Decoded) -> list[str]:
         """Event ids the in-memory window cannot vouch for (old events): ask ClickHouse."""
         ids = []
-        for record, result in decoded:
+        is_sure = self.stored.is_sure
+        replay = self.replay
+        for record, result, ts_us in zip(
+            decoded.records, decoded.results, decoded.ts_us, strict=True
+        ):
             if isinstance(result, Rejection):
                 continue
-            event, ts_us, _ = result
-            if (record.partition, record.offset) in self.replay:
+            if replay and (record.partition, record.offset) in replay:
                 continue
-            if not self.stored.is_sure(record.partition, ts_us):
-                ids.append(event.event_id)
+            if not is_sure(record.partition, ts_us):
+                ids.append(result.event_id)
         return ids
 
     # -- phase 2: everything else --------------------------------------------------------------
     def build(
         self,
-        decoded: Sequence[tuple[Record, Decoded]],
+        decoded: Decoded,
         now_us: int,
         existing: Mapping[str, Stored] | None = None,
     ) -> Batch:
@@ -187,36 +286,54 @@ class BatchBuilder:
         batch = Batch(self.epoch)
         epoch = self.epoch
         now = _EPOCH + timedelta(microseconds=now_us)
-        self._now = now
         ingested = b',"ingested_at":' + orjson.dumps(now.strftime("%Y-%m-%d %H:%M:%S.%f"))
         tails: dict[int, bytes] = {}  # partition -> the row's constant tail
         cutoff_us = now_us - self.ttl_us
         stored = self.stored
+        windows = stored.partitions
         replay = self.replay
-        price = self.pricer.price
-        minutes = self.detect.minutes.batch() if self.detect is not None else None
-        account = self._accountant(batch)
+        pricer = self.pricer
+        fast_price = pricer.price_llm_fast
+        rows = batch.rows
+        bodies, row_parts, row_offsets = rows.bodies, rows.partitions, rows.offsets
+        row_keys, row_ts = rows.keys, rows.ts_us
+        commit = batch.commit
+        # detector: events summed per minute group (MinuteBatch's key, built inline)
+        detect = self.detect
+        groups: dict[tuple[Any, ...], list[int]] = {}
+        max_us: dict[int, int] = {}
+        if detect is not None:
+            ds = detect.settings
+            tag_keys = ds.tag_keys
+            per_mtok = ds.expensive_nusd_per_mtok
+            patterns = bool(ds.expensive_models)
+            expensive_model = self._expensive_model
+        # budgets: routes and delta entry lists per (service, provider, model, tags)
+        account = _Accountant(self, batch)
+        by_dims = account.by_dims
+        spend = account.spend
         keys_here: dict[int, set[int]] = {}
         added: dict[int, list[tuple[int, int]]] = {}
-        rows = batch.rows
-        commit = batch.commit
-        for record, result in decoded:
+        export = self.export_priced
+        event: Any
+        for record, event, raw_us, key in zip(
+            decoded.records, decoded.results, decoded.ts_us, decoded.keys, strict=True
+        ):
             partition, offset = record.partition, record.offset
             commit[partition] = offset + 1
-            if isinstance(result, Rejection):
+            if type(event) is Rejection:
                 batch.letters.append(
                     Letter(
                         record.topic,
                         partition,
                         offset,
                         record.key,
-                        result.code,
-                        str(result),
+                        event.code,
+                        str(event),
                         record.value or b"",
                     )
                 )
                 continue
-            event, raw_us, key = result
             seen_here = keys_here.get(partition)
             if seen_here is None:
                 seen_here = keys_here[partition] = set()
@@ -228,7 +345,8 @@ class BatchBuilder:
                     batch.replayed += 1
                     account(event, partition, offset, mine[1].ts_us, mine[1].cost_nusd)
                     continue
-            if key in seen_here or stored.seen(partition, key):
+            window = windows.get(partition)
+            if key in seen_here or (window is not None and key in window.ids):
                 batch.repeats += 1
                 continue
             if existing:
@@ -256,17 +374,16 @@ class BatchBuilder:
                     )
                 )
                 continue
-            priced = price(event)
-            cost = priced.cost_nusd
+            # -- price and row
             raw = record.value or b""
+            cost = fast_price(event)
             ts = event.ts
             if (
-                raw_us == ts_us
-                and event.cost_usd is UNSET
-                and len(ts) == 27  # the SDK's form (...ffffffZ), which ClickHouse parses as we do
+                cost is not None
+                and raw_us == ts_us
+                and len(ts) == 27  # the SDK's form (...ffffffZ): ClickHouse parses it as we do
                 and ts[26] == "Z"
                 and raw[-1:] == b"}"
-                and not (priced.avoided_cost_nusd or priced.unpriced_reason)
             ):
                 tail = tails.get(partition)
                 if tail is None:
@@ -278,7 +395,7 @@ class BatchBuilder:
                 body = b"".join(
                     (
                         raw[:-1],
-                        _SOURCES[priced.source],
+                        b',"cost_source":"catalog","cost_nusd":',
                         str(cost).encode(),
                         tail,
                         b',"kafka_offset":',
@@ -287,42 +404,96 @@ class BatchBuilder:
                     )
                 )
             else:
+                priced = pricer.price(event)
+                cost = priced.cost_nusd
                 body = _row_json(event, ts_us, priced, now, epoch, partition, offset)
-            rows.append(Row(body, partition, offset, key, ts_us, event.event_id))
+                if priced.unpriced_reason is not None:
+                    self._unpriced_alert(batch, event, priced.unpriced_reason, now)
+            bodies.append(body)
+            row_parts.append(partition)
+            row_offsets.append(offset)
+            row_keys.append(key)
+            row_ts.append(ts_us)
             pairs = added.get(partition)
             if pairs is None:
                 pairs = added[partition] = []
             pairs.append((ts_us, key))
-            if priced.unpriced_reason is not None:
-                self._unpriced_alert(batch, event, priced.unpriced_reason, now)
-            if minutes is not None:
-                minutes.add(
+            # -- detector minute groups
+            tags = event.tags
+            if detect is not None:
+                tokens = (event.input_tokens or 0) + (event.output_tokens or 0)
+                model = event.model or event.unit or "(none)"
+                failed = event.status == "error"
+                gkey = (
                     partition,
+                    ts_us // _US_PER_MINUTE,
                     event.service,
+                    model,
+                    event.provider or "",
+                    failed,
+                    (event.error_type or None) if failed else None,
+                    (patterns and expensive_model(model))
+                    or (per_mtok > 0 and tokens > 0 and cost * 1_000_000 >= per_mtok * tokens),
+                    tuple(map(tags.get, tag_keys)) if tags else None,
+                )
+                group = groups.get(gkey)
+                if group is None:
+                    groups[gkey] = [1, cost, tokens]
+                else:
+                    group[0] += 1
+                    group[1] += cost
+                    group[2] += tokens
+                top = max_us.get(partition)
+                if top is None or ts_us > top:
+                    max_us[partition] = ts_us
+            if export:
+                batch.priced.append((event.service.encode(), body))
+            # -- budgets (inline form of _Accountant.__call__)
+            dims = (
+                event.service,
+                event.provider,
+                event.model,
+                tuple(tags.items()) if tags else None,
+            )
+            hit = by_dims.get(dims)
+            if hit is None:
+                hit = account.route(event, dims)
+            budgets, lists, limited = hit
+            if budgets:
+                entry = (
+                    partition,
+                    offset,
                     ts_us,
                     cost,
                     (event.input_tokens or 0) + (event.output_tokens or 0),
-                    event.model or event.unit or "(none)",
-                    event.provider or "",
-                    event.status == "error",
-                    event.error_type or None,
-                    event.tags or None,
                 )
-            if self.export_priced:
-                batch.priced.append((event.service.encode(), body))
-            account(event, partition, offset, ts_us, cost)
+                for entries in lists:
+                    entries.append(entry)
+                if cost:
+                    spend[dims] = spend.get(dims, 0) + cost
+                if limited:
+                    account.check_limits(event, budgets, ts_us, cost)
         batch.records = len(decoded)
         for partition, pairs in added.items():
             stored.add(partition, pairs)
         stored.trim(now_us)
         account.close()
-        if minutes is not None and minutes.groups:
-            assert self.detect is not None
-            batch.alerts += self.detect.observe(self.detect.minutes.add_batch(minutes))
+        if detect is not None and groups:
+            minutes = detect.minutes.batch()
+            minutes.groups = groups
+            minutes.max_us = max_us
+            batch.alerts += detect.observe(detect.minutes.add_batch(minutes))
         return batch
 
-    def _accountant(self, batch: Batch) -> _Accountant:
-        return _Accountant(self, batch)
+    def _expensive_model(self, model: str) -> bool:
+        hit = self._expensive.get(model)
+        if hit is None:
+            assert self.detect is not None
+            patterns = self.detect.settings.expensive_models
+            hit = any(fnmatch.fnmatchcase(model, p) for p in patterns)
+            if len(self._expensive) < 10_000:
+                self._expensive[model] = hit
+        return hit
 
     def _unpriced_alert(
         self, batch: Batch, event: UsageEvent, reason: str | None, now: datetime
@@ -342,29 +513,33 @@ class _Accountant:
     per-request limits; contributors are summed per (service, provider, model, tags) and
     handed to the deltas once, at :meth:`close`."""
 
-    __slots__ = ("_batch", "_builder", "_by_dims", "_spend")
+    __slots__ = ("_batch", "_builder", "by_dims", "spend")
 
     def __init__(self, builder: BatchBuilder, batch: Batch) -> None:
         self._builder = builder
         self._batch = batch
         # dims -> (budgets, their delta entry lists, any per-request limit)
-        self._by_dims: dict[tuple[Any, ...], tuple[Sequence[Budget], list[list[Any]], bool]] = {}
-        self._spend: dict[tuple[Any, ...], int] = {}
+        self.by_dims: dict[tuple[Any, ...], tuple[Sequence[Budget], list[list[Any]], bool]] = {}
+        self.spend: dict[tuple[Any, ...], int] = {}
+
+    def route(
+        self, event: UsageEvent, dims: tuple[Any, ...]
+    ) -> tuple[Sequence[Budget], list[list[Any]], bool]:
+        budgets = self._builder.router.route(event)
+        hit = self.by_dims[dims] = (
+            budgets,
+            [self._batch.delta(b.name).entries for b in budgets],
+            any(b.per_request_limit_nusd is not None for b in budgets),
+        )
+        return hit
 
     def __call__(
         self, event: UsageEvent, partition: int, offset: int, ts_us: int, cost: int
     ) -> None:
+        """One stored event (a replayed one: the hot loop inlines this for new events)."""
         tags = event.tags
         dims = (event.service, event.provider, event.model, tuple(tags.items()) if tags else None)
-        hit = self._by_dims.get(dims)
-        if hit is None:
-            budgets = self._builder.router.route(event)
-            hit = self._by_dims[dims] = (
-                budgets,
-                [self._batch.delta(b.name).entries for b in budgets],
-                any(b.per_request_limit_nusd is not None for b in budgets),
-            )
-        budgets, lists, limited = hit
+        budgets, lists, limited = self.by_dims.get(dims) or self.route(event, dims)
         if not budgets:
             return
         entry = (
@@ -377,22 +552,27 @@ class _Accountant:
         for entries in lists:
             entries.append(entry)
         if cost:
-            self._spend[dims] = self._spend.get(dims, 0) + cost
+            self.spend[dims] = self.spend.get(dims, 0) + cost
         if limited:
-            for budget in budgets:
-                limit = budget.per_request_limit_nusd
-                if limit is not None and cost > limit:
-                    ts = _EPOCH + timedelta(microseconds=ts_us)
-                    start, _ = period_bounds(budget, ts)
-                    self._batch.alerts.append(
-                        per_request_alert(budget, start, event.to_dict(), cost, ts)
-                    )
+            self.check_limits(event, budgets, ts_us, cost)
+
+    def check_limits(
+        self, event: UsageEvent, budgets: Sequence[Budget], ts_us: int, cost: int
+    ) -> None:
+        for budget in budgets:
+            limit = budget.per_request_limit_nusd
+            if limit is not None and cost > limit:
+                ts = _EPOCH + timedelta(microseconds=ts_us)
+                start, _ = period_bounds(budget, ts)
+                self._batch.alerts.append(
+                    per_request_alert(budget, start, event.to_dict(), cost, ts)
+                )
 
     def close(self) -> None:
         """Contributors per budget, from the spend summed per dims."""
-        for dims, cost in self._spend.items():
+        for dims, cost in self.spend.items():
             service, provider, model, tags = dims
-            for budget in self._by_dims[dims][0]:
+            for budget in self.by_dims[dims][0]:
                 builder = self._batch.delta(budget.name)
                 builder.tally("service", service, cost)
                 if provider:
@@ -402,13 +582,6 @@ class _Accountant:
                 if tags:
                     for name, value in sorted(tags):
                         builder.tally(f"tag:{name}", value, cost)
-
-
-# The fixed part of a row's priced fields, by cost source (the cost follows).
-_SOURCES: Final = {
-    source: b',"cost_source":"%s","cost_nusd":' % source.encode()
-    for source in ("supplied", "catalog", "price_table", "unpriced")
-}
 
 
 def _row_json(

@@ -171,11 +171,14 @@ class UsageLoop:
         seconds["write"] += written - started
         faults.point("hot.after_write")
         if refused:
-            for row in batch.rows:
-                if (row.partition, row.offset) in refused:
-                    window = self.builder.stored.partitions.get(row.partition)
+            rows = batch.rows
+            for partition, offset, key in zip(
+                rows.partitions, rows.offsets, rows.keys, strict=True
+            ):
+                if (partition, offset) in refused:
+                    window = self.builder.stored.partitions.get(partition)
                     if window is not None:
-                        window.ids.discard(row.key)
+                        window.ids.discard(key)
         deltas = [d for b in batch.deltas.values() for d in b.build(batch.epoch, refused)]
         await self._send(batch, deltas)
         sent = time.perf_counter()

@@ -31,7 +31,7 @@ from tenacity import AsyncRetrying, retry_if_exception, stop_never, wait_exponen
 
 from sinks import rows as row_specs
 from sinks.errors import DATA, TRANSIENT, SinkFatalError, classify
-from streams.hot.batch import Batch, Letter, Row, Stored
+from streams.hot.batch import Batch, Letter, Rows, Stored
 from streams.hot.dedupe import id_key
 
 log = logging.getLogger("spendwatch.sink.usage")
@@ -46,9 +46,17 @@ INSERT_REFUSED: Final = "insert_refused"
 Fault = Callable[[str], None]  # called before each write with the table; may raise
 
 
-def _month(ts_us: int) -> int:
-    when = datetime.fromtimestamp(ts_us // 1_000_000, UTC)
-    return when.year * 100 + when.month
+_MONTHS: dict[int, int] = {}  # day index -> YYYYMM
+
+
+def _month_of(ts_us: int) -> int:
+    """YYYYMM of a UTC time in µs (the table's partition key)."""
+    day = ts_us // 86_400_000_000
+    month = _MONTHS.get(day)
+    if month is None:
+        when = datetime.fromtimestamp(day * 86_400, UTC)
+        month = _MONTHS[day] = when.year * 100 + when.month
+    return month
 
 
 def _transient(exc: BaseException) -> bool:
@@ -84,42 +92,42 @@ class UsageWriter:
     # -- writes -------------------------------------------------------------------------------
     async def write(self, batch: Batch) -> set[tuple[int, int]]:
         """Store the batch's rows and dead letters; the positions ClickHouse refused."""
-        refused: list[tuple[Row, str]] = []
-        runs: list[list[Row]] = []
-        month = None
-        for row in batch.rows:
-            m = _month(row.ts_us)
+        rows = batch.rows
+        refused: list[tuple[int, str]] = []
+        start, month = 0, None
+        for i, ts_us in enumerate(rows.ts_us):
+            m = _month_of(ts_us)
             if m != month:
-                runs.append([])
-                month = m
-            runs[-1].append(row)
-        for run in runs:
-            refused += await self._write_run(batch.epoch, run)
+                if i > start:
+                    refused += await self._write_run(batch.epoch, rows, range(start, i))
+                start, month = i, m
+        if len(rows) > start:
+            refused += await self._write_run(batch.epoch, rows, range(start, len(rows)))
         letters = list(batch.letters)
-        for row, reason in refused:
+        for i, reason in refused:
             letters.append(
                 Letter(
                     f"clickhouse:{row_specs.USAGE_EVENTS.table}",
-                    row.partition,
-                    row.offset,
+                    rows.partitions[i],
+                    rows.offsets[i],
                     None,
                     INSERT_REFUSED,
                     reason,
-                    row.body,
+                    rows.bodies[i],
                 )
             )
         if letters:
             await self.write_letters(letters)
         self.rows_refused += len(refused)
-        return {(row.partition, row.offset) for row, _ in refused}
+        return {(rows.partitions[i], rows.offsets[i]) for i, _ in refused}
 
-    async def _write_run(self, epoch: str, run: list[Row]) -> list[tuple[Row, str]]:
-        refused: list[tuple[Row, str]] = []
-        stack: list[list[Row]] = [run]
+    async def _write_run(self, epoch: str, rows: Rows, run: Sequence[int]) -> list[tuple[int, str]]:
+        refused: list[tuple[int, str]] = []
+        stack: list[Sequence[int]] = [run]
         while stack:
             piece = stack.pop()
             try:
-                await self._retrying(partial(self._insert_rows, epoch, piece))
+                await self._retrying(partial(self._insert_rows, epoch, rows, piece))
             except Exception as exc:
                 if classify(exc) != DATA:
                     raise SinkFatalError(f"usage_events: {type(exc).__name__}: {exc}") from exc
@@ -161,18 +169,21 @@ class UsageWriter:
             if result is not None:
                 await result
 
-    async def _insert_rows(self, epoch: str, rows: list[Row]) -> None:
+    async def _insert_rows(self, epoch: str, rows: Rows, piece: Sequence[int]) -> None:
         if self.consecutive_failures:
             # A lost reply may have stored the block: send only what is not there.
-            stored = await asyncio.to_thread(self._stored_positions, epoch, rows)
+            stored = await asyncio.to_thread(self._stored_positions, epoch, rows, piece)
             if stored:
                 log.info("%d row(s) of the retried block were already stored", len(stored))
-                rows[:] = [r for r in rows if (r.partition, r.offset) not in stored]
-            if not rows:
+                piece = [i for i in piece if (rows.partitions[i], rows.offsets[i]) not in stored]
+            if not piece:
                 return
-        body = b"\n".join(r.body for r in rows)
+        if isinstance(piece, range) and piece.step == 1:
+            body = b"\n".join(rows.bodies[piece.start : piece.stop])
+        else:
+            body = b"\n".join([rows.bodies[i] for i in piece])
         await asyncio.to_thread(self._raw_insert, "usage_events", body)
-        self.rows_written += len(rows)
+        self.rows_written += len(piece)
 
     def _raw_insert(self, table: str, body: bytes) -> None:
         if self.fault is not None:
@@ -181,11 +192,13 @@ class UsageWriter:
             table, None, insert_block=body, fmt="JSONEachRow", settings=INSERT_SETTINGS
         )
 
-    def _stored_positions(self, epoch: str, rows: Sequence[Row]) -> set[tuple[int, int]]:
+    def _stored_positions(
+        self, epoch: str, rows: Rows, piece: Sequence[int]
+    ) -> set[tuple[int, int]]:
         found: set[tuple[int, int]] = set()
         by_partition: dict[int, list[int]] = {}
-        for row in rows:
-            by_partition.setdefault(row.partition, []).append(row.offset)
+        for i in piece:
+            by_partition.setdefault(rows.partitions[i], []).append(rows.offsets[i])
         for partition, offsets in by_partition.items():
             result = self.client.query(
                 "SELECT kafka_offset FROM usage_events WHERE kafka_epoch = {e:String} "

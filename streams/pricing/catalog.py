@@ -70,6 +70,11 @@ class ModelPrices:
             for c in self._conditions
         )
 
+    @property
+    def fixed(self) -> CompiledPrice | None:
+        """The one compiled price of a model without price periods (None when it has them)."""
+        return self._fixed
+
     def compiled_for(self, ts: str) -> CompiledPrice:
         """The compiled price in force at event time ``ts`` (RFC 3339 string)."""
         if self._fixed is not None:

@@ -171,8 +171,10 @@ def test_rows_round_trip_with_exact_values(client: Client) -> None:
 
 
 def test_a_refused_row_is_dead_lettered_and_the_rest_is_stored(client: Client) -> None:
-    good = [orjson.dumps(event(provider="twilio", unit="minute")) for _ in range(5)]
-    # Valid JSON that ClickHouse refuses: a field given twice.
+    llm = {"provider": "openai", "model": "gpt-4o", "input_tokens": 10, "output_tokens": 5}
+    good = [orjson.dumps(event(**llm)) for _ in range(5)]
+    # Valid JSON that ClickHouse refuses: a field given twice (an SDK-shaped LLM event's row
+    # carries the event's own bytes).
     twice = good[2].replace(b'"service":"agents"', b'"service":"agents","service":"agents"')
     values = [good[0], good[1], twice, good[3], good[4]]
     writer = UsageWriter(client)
