@@ -22,6 +22,10 @@ SCRIPTS = (
     ["-m", "bench.detect_quality.run"],
     ["-m", "bench.detect_quality.real"],
     ["bench_warm_start.py"],
+    ["bench_hot_path.py"],
+    ["bench_ceiling.py"],
+    ["bench_drain.py", "--two-workers"],
+    ["bench_latency.py"],
     ["bench_pipeline.py", "--events", "10000", "--seconds", "10"],
 )
 

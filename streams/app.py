@@ -242,6 +242,7 @@ class Pipeline:
                 "write_retries": hot.writer.retries,
                 "writer_error": hot.writer.last_error if hot.writer.consecutive_failures else None,
                 "dedupe_ids": hot.builder.stored.size,
+                "dedupe_covers_s": hot.builder.stored.covers_s(int(_now().timestamp() * 1e6)),
                 "seconds": {k: round(v, 3) for k, v in s.seconds.items()},
             }
         book = self.book

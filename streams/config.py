@@ -96,8 +96,8 @@ class WorkerSettings(Section):
     # The hot path's window of stored event ids (streams/hot/dedupe.py): how far back, how
     # many at most, and how fast a client clock is trusted to run.
     dedupe_window_s: Annotated[StrictInt, Range(60, 7 * 86400)] = 3600
-    dedupe_max_ids: Annotated[StrictInt, Range(10_000, 100_000_000)] = 1_000_000
-    max_clock_skew_s: Annotated[StrictInt, Range(0, 86400)] = 300
+    dedupe_max_ids: Annotated[StrictInt, Range(10_000, 100_000_000)] = 1_500_000
+    max_clock_skew_s: Annotated[StrictInt, Range(0, 86400)] = 120
 
 
 class DemoSettings(Section):

@@ -76,6 +76,14 @@ class StoredIds:
     def size(self) -> int:
         return sum(len(w.ids) for w in self.partitions.values())
 
+    def covers_s(self, now_us: int) -> float | None:
+        """How far back every window vouches for (None with no partition): below
+        ``max_clock_skew_s`` every event is looked up in ClickHouse - raise ``dedupe_max_ids``."""
+        if not self.partitions:
+            return None
+        horizon = max(w.horizon_us for w in self.partitions.values())
+        return round((now_us - horizon) / 1e6, 1)
+
     def reset(self, partition: int, horizon_us: int, rows: list[tuple[int, int]]) -> None:
         """(Re)build a partition's window from ``rows`` of ``(ts_us, id_key)`` stored since
         ``horizon_us`` (read from ClickHouse at assignment)."""
