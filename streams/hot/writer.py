@@ -10,8 +10,10 @@ Guarantees the hot path relies on (docs/exactly-once.md):
 * Rows of one partition are stored in offset order and each insert is one part: a batch is
   split into runs of one month (the table's partition key), inserted in order.
 * Transient failures (connection, 5xx, overload) are retried with capped backoff for as long
-  as they last - the caller does not consume meanwhile (backpressure). Before a retry, rows a
-  lost reply had in fact stored are looked up by source position and not sent twice.
+  as they last - the caller does not consume meanwhile (backpressure). A retry sends the same
+  block with the same deduplication token (derived from its source positions; the tables keep
+  the tokens of their last blocks, migration 006), so a lost reply is not written twice and a
+  rollup view that failed after ``usage_events`` took the block gets it on the retry.
 * A block ClickHouse refuses as data is split in halves until each refused row stands alone;
   those rows are dead-lettered with ClickHouse's reason and reported to the caller, which
   leaves them out of the budget deltas. Any other failure raises.
@@ -39,6 +41,8 @@ log = logging.getLogger("spendwatch.sink.usage")
 INSERT_SETTINGS: Final = {
     "date_time_input_format": "best_effort",
     "input_format_skip_unknown_fields": 0,
+    "insert_deduplicate": 1,
+    "deduplicate_blocks_in_dependent_materialized_views": 1,
 }
 LOOKUP_CHUNK: Final = 2000
 INSERT_REFUSED: Final = "insert_refused"
@@ -88,6 +92,7 @@ class UsageWriter:
         self.retries = 0
         self.consecutive_failures = 0
         self.last_error: str | None = None
+        self.last_block: tuple[bytes, str] | None = None
 
     # -- writes -------------------------------------------------------------------------------
     async def write(self, batch: Batch) -> set[tuple[int, int]]:
@@ -170,44 +175,33 @@ class UsageWriter:
                 await result
 
     async def _insert_rows(self, epoch: str, rows: Rows, piece: Sequence[int]) -> None:
-        if self.consecutive_failures:
-            # A lost reply may have stored the block: send only what is not there.
-            stored = await asyncio.to_thread(self._stored_positions, epoch, rows, piece)
-            if stored:
-                log.info("%d row(s) of the retried block were already stored", len(stored))
-                piece = [i for i in piece if (rows.partitions[i], rows.offsets[i]) not in stored]
-            if not piece:
-                return
+        """Insert one block; a retry sends the same block with the same token, so ClickHouse
+        keeps each table's part once: a lost reply is not written twice, and a rollup view
+        that failed after the table took the block gets it on the retry."""
         if isinstance(piece, range) and piece.step == 1:
             body = b"\n".join(rows.bodies[piece.start : piece.stop])
         else:
             body = b"\n".join([rows.bodies[i] for i in piece])
-        await asyncio.to_thread(self._raw_insert, "usage_events", body)
+        first, last = piece[0], piece[-1]
+        token = (
+            f"{epoch}:{rows.partitions[first]}:{rows.offsets[first]}:"
+            f"{rows.partitions[last]}:{rows.offsets[last]}:{len(piece)}"
+        )
+        await asyncio.to_thread(self.insert_block, "usage_events", body, token)
         self.rows_written += len(piece)
 
-    def _raw_insert(self, table: str, body: bytes) -> None:
+    def insert_block(self, table: str, body: bytes, token: str) -> None:
+        """One JSONEachRow block, deduplicated by ``token`` (blocking)."""
+        self.last_block = (body, token)  # what a fault hook may want to replay
         if self.fault is not None:
             self.fault(table)
         self.client.raw_insert(
-            table, None, insert_block=body, fmt="JSONEachRow", settings=INSERT_SETTINGS
+            table,
+            None,
+            insert_block=body,
+            fmt="JSONEachRow",
+            settings={**INSERT_SETTINGS, "insert_deduplication_token": token},
         )
-
-    def _stored_positions(
-        self, epoch: str, rows: Rows, piece: Sequence[int]
-    ) -> set[tuple[int, int]]:
-        found: set[tuple[int, int]] = set()
-        by_partition: dict[int, list[int]] = {}
-        for i in piece:
-            by_partition.setdefault(rows.partitions[i], []).append(rows.offsets[i])
-        for partition, offsets in by_partition.items():
-            result = self.client.query(
-                "SELECT kafka_offset FROM usage_events WHERE kafka_epoch = {e:String} "
-                "AND kafka_partition = {p:Int32} AND kafka_offset BETWEEN {lo:Int64} AND "
-                "{hi:Int64}",
-                parameters={"e": epoch, "p": partition, "lo": min(offsets), "hi": max(offsets)},
-            )
-            found.update((partition, int(r[0])) for r in result.result_rows)
-        return found
 
     async def write_letters(self, letters: Sequence[Letter]) -> None:
         """Dead letters, with the original bytes unchanged (replay-safe: the table collapses a

@@ -28,7 +28,7 @@ from sinks.settings import ClickHouseSettings
 from streams.config import load_settings
 from streams.hot.batch import Batch, BatchBuilder
 from streams.hot.dedupe import StoredIds, id_key
-from streams.hot.writer import UsageWriter
+from streams.hot.writer import INSERT_SETTINGS, UsageWriter
 from streams.pricing import Pricer
 
 pytestmark = pytest.mark.integration
@@ -189,19 +189,27 @@ def test_a_refused_row_is_dead_lettered_and_the_rest_is_stored(client: Client) -
     assert b'"service":"agents","service":"agents"' in original.encode()
 
 
+def apply_last_block(writer: UsageWriter) -> None:
+    """Do what the writer was about to do (the insert, with its token), as a server would
+    before the reply is lost."""
+    assert writer.last_block is not None
+    body, token = writer.last_block
+    writer.client.raw_insert(
+        "usage_events",
+        None,
+        insert_block=body,
+        fmt="JSONEachRow",
+        settings={**INSERT_SETTINGS, "insert_deduplication_token": token},
+    )
+
+
 def test_a_lost_reply_is_not_written_twice(client: Client) -> None:
     calls = {"n": 0}
 
     def lose_the_first_reply(table: str) -> None:
         calls["n"] += 1
         if table == "usage_events" and calls["n"] == 1:
-            writer.client.raw_insert(
-                "usage_events",
-                None,
-                insert_block=b"\n".join(r.body for r in batch.rows),
-                fmt="JSONEachRow",
-                settings={"date_time_input_format": "best_effort"},
-            )
+            apply_last_block(writer)
             raise OperationalError("connection reset after the insert was applied")
 
     writer = UsageWriter(client, retry_initial_s=0.01, fault=lose_the_first_reply)
@@ -214,6 +222,30 @@ def test_a_lost_reply_is_not_written_twice(client: Client) -> None:
         "SELECT (SELECT count() FROM usage_events), (SELECT sum(events) FROM spend_by_minute)"
     ).result_rows
     assert (count, minute_events) == (50, 50)
+
+
+def test_a_rollup_that_missed_a_block_gets_it_on_the_retry(client: Client) -> None:
+    """The insert reached usage_events and one rollup view, then failed: the retry (same
+    block, same token) fills the other view and doubles nothing."""
+    calls = {"n": 0}
+
+    def fail_after_one_view(table: str) -> None:
+        calls["n"] += 1
+        if table == "usage_events" and calls["n"] == 1:
+            apply_last_block(writer)
+            client.command("TRUNCATE TABLE spend_by_day")  # as if its view's insert failed
+            raise OperationalError("the day rollup's insert failed")
+
+    writer = UsageWriter(client, retry_initial_s=0.01, fault=fail_after_one_view)
+    batch = batch_of(
+        builder(), [orjson.dumps(event(provider="twilio", unit="minute")) for _ in range(40)]
+    )
+    assert asyncio.run(writer.write(batch)) == set()
+    [[count, minute_events, day_events]] = client.query(
+        "SELECT (SELECT count() FROM usage_events), (SELECT sum(events) FROM spend_by_minute), "
+        "(SELECT sum(events) FROM spend_by_day)"
+    ).result_rows
+    assert (count, minute_events, day_events) == (40, 40, 40)
 
 
 def test_the_reads_of_an_assignment(client: Client) -> None:

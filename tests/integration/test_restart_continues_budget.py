@@ -130,11 +130,18 @@ def test_restart_continues_the_period(slack: SlackServer, tmp_path: Path) -> Non
             status = asyncio.run(latest_status(broker.bootstrap_servers))
             assert status["state"] == "warning"
             assert status["fraction"] == "0.850000"
-            [[thresholds]] = worker.query(
-                "SELECT groupArray(labels['threshold']) FROM "
-                "(SELECT labels FROM alerts WHERE kind = 'threshold' ORDER BY fired_at)"
+            # The alert is recorded in ClickHouse just after it is sent.
+            wait_for(
+                lambda: (
+                    worker.query(
+                        "SELECT groupArray(labels['threshold']) FROM "
+                        "(SELECT labels FROM alerts WHERE kind = 'threshold' ORDER BY fired_at)"
+                    )
+                    == [[["0.5", "0.8"]]]
+                ),
+                30,
+                "both threshold alerts recorded",
             )
-            assert thresholds == ["0.5", "0.8"]
 
     texts = [m.text for m in slack.delivered]
     assert len(texts) == 2
