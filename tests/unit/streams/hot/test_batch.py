@@ -223,3 +223,12 @@ def test_refused_positions_leave_the_deltas(builder: BatchBuilder) -> None:
     batch = build(builder, records(event(), event()))
     [delta] = batch.deltas["all"].build("e1", refused={(0, 0)})
     assert [o for _, o, _, _, _ in delta.events()] == [1]
+
+
+def test_the_priced_export_is_off_unless_asked(builder: BatchBuilder) -> None:
+    e = event()
+    assert build(builder, records(e)).priced == []
+    builder.export_priced = True
+    batch = build(builder, records(event()))
+    [(key, value)] = batch.priced
+    assert key == b"market-data" and orjson.loads(value)["cost_nusd"] == 4_000_000
