@@ -8,7 +8,7 @@ DURATION ?= 90
 PYTEST_ARGS ?=
 
 .DEFAULT_GOAL := help
-.PHONY: help install browser demo up test unit integration lint format typecheck bench clean
+.PHONY: help install browser demo up test unit integration lint format typecheck bench chaos clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | \
@@ -69,6 +69,9 @@ typecheck: $(STAMP) ## mypy on the pipeline and the SDK
 
 bench: $(STAMP) ## run the benchmarks (results: bench/RESULTS.md)
 	$(BIN)/python bench/run_all.py
+
+chaos: $(STAMP) ## chaos run (<= 10 min): kill -9, outages, broker restart; table in bench/RESULTS.md
+	$(BIN)/python bench/chaos.py
 
 clean: ## remove local state (.spendwatch) and caches; keeps .venv
 	rm -rf .spendwatch .pytest_cache .mypy_cache .ruff_cache

@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING
 
 from aiokafka import AIOKafkaProducer
 
+from streams import faults
 from streams.agents.detect import warm_start
 from streams.hot.batch import BatchBuilder
 from streams.hot.dedupe import StoredIds
@@ -42,7 +43,7 @@ async def run_hot_path(pipeline: Pipeline) -> None:
         runtime.client,
         retry_initial_s=ch.retry_initial_s,
         retry_max_s=ch.retry_max_s,
-        fault=pipeline.write_fault,
+        fault=pipeline.write_fault or faults.write_fault(),
     )
     producer = AIOKafkaProducer(
         bootstrap_servers=settings.kafka.bootstrap_servers,

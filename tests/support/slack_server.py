@@ -13,6 +13,7 @@ endpoint or for any endpoint::
     server.script(rate_limited(retry_after_s=1), server_error(500), OK)           # any
     server.script(api_error("channel_not_found"), endpoint="chat.postMessage")
     server.script(drop_connection(), endpoint="webhook")
+    server.outage(30, server_error(500), rate_limited(2))  # a time window, cycling answers
 
 Use it in the test's loop (``async with SlackServer() as server``) or, for code running
 its own loop elsewhere, in a thread (``with SlackServer().running_in_thread() as server``).
@@ -105,6 +106,8 @@ class SlackServer:
         self._loop: asyncio.AbstractEventLoop | None = None
         self._ts = 0
         self._lock = threading.Lock()
+        self._outage: tuple[float, tuple[Reply, ...]] | None = None
+        self._outage_answers = 0
 
     # -- addresses
 
@@ -138,8 +141,21 @@ class SlackServer:
             self.requests.clear()
             self._scripts.clear()
 
+    def outage(self, duration_s: float, *replies: Reply) -> None:
+        """For the next ``duration_s`` seconds answer every request with ``replies`` in turn
+        (cycling), before any scripted answer; then answer normally again."""
+        with self._lock:
+            self._outage = (time.monotonic() + duration_s, replies)
+            self._outage_answers = 0
+
     def _next_reply(self, endpoint: Endpoint) -> Reply:
         with self._lock:
+            if self._outage is not None:
+                until, replies = self._outage
+                if time.monotonic() < until:
+                    self._outage_answers += 1
+                    return replies[(self._outage_answers - 1) % len(replies)]
+                self._outage = None
             for key in (endpoint, None):
                 queue = self._scripts.get(key)
                 if queue:

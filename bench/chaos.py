@@ -1,0 +1,758 @@
+"""Chaos run: two workers under kill -9, Slack and ClickHouse outages, a broker restart, and
+an instrumented app with its broker gone - then exact counts (``make chaos``).
+
+    .venv/bin/python bench/chaos.py [--events 200000] [--rate 800] [--kills 5] [--seed 12]
+                                    [--no-record]
+
+Everything runs on loopback: a Tansu broker, one shared ClickHouse (``tests/support/chdb_http``:
+the HTTP interface over one chDB path, since one chDB path belongs to one process and two
+workers must share one store for exactly-once), two ``spendwatch worker`` processes in one
+group, the loopback Slack API and a real aiosmtpd SMTP server. Phases:
+
+A. The SDK (``spendwatch.record``) sends ``--events`` events at a steady ``--rate``, 1 % of
+   them twice (the same ``event_id``, as a retrying client would). Meanwhile the harness
+   SIGKILLs a random worker ``--kills`` times at random moments and restarts it; Slack answers
+   500, then 429 with ``Retry-After``, in turn for ``--slack-outage-s``; every ClickHouse write
+   of both workers fails for ``--chfail-s`` (``SPENDWATCH_FAULTS=chfail:hot.write@<flag>``: the
+   client raises clickhouse-connect's ``OperationalError``). Then: rows, duplicates (with and
+   without ``FINAL`` after ``OPTIMIZE ... FINAL``), rollups, ledgers (the published budget
+   status against ClickHouse), alerts once per receiver (Slack and SMTP).
+B. The broker stops for ``--broker-outage-s`` and restarts empty (Tansu keeps topics in
+   memory) while the SDK keeps sending. Promised, and checked: the workers reconnect and
+   recreate their topics without a restart; the SDK keeps at most ``queue_size`` events and
+   sends them once the broker is back; ``stats().dropped`` counts its evictions; what
+   ClickHouse lacks is those evictions plus what the stopped broker had acknowledged and the
+   workers had not yet read (measured: records acknowledged = SDK ``sent``).
+C. An instrumented app whose broker is unreachable for ``--unreachable-s``: p99 of a call with
+   ``spendwatch.record`` after it against the same call without, alternated in one run.
+
+Prints one table; unless ``--no-record``, appends it to bench/RESULTS.md with the command.
+``run(Plan(...))`` is what ``tests/integration/test_chaos.py`` calls with a small plan.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import os
+import platform
+import random
+import signal
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import urllib.request
+import uuid
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent.parent
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+
+import orjson  # noqa: E402
+import spendwatch  # noqa: E402
+import spendwatch.sender  # noqa: E402
+from aiokafka import AIOKafkaConsumer, TopicPartition  # noqa: E402
+
+from sinks.client import make_client  # noqa: E402
+from sinks.settings import ClickHouseSettings  # noqa: E402
+from streams import topics  # noqa: E402
+from streams.broker import TansuBroker, free_port, stop_process  # noqa: E402
+from tests.support.slack_server import SlackServer, rate_limited, server_error  # noqa: E402
+from tests.support.smtp_server import SmtpServer  # noqa: E402
+
+SERVICES = ("chat", "voice", "search", "lead-enricher", "summarize", "embed", "rerank", "ocr")
+GROUP = "spendwatch-worker"
+THRESHOLDS = (50, 80, 95, 100)
+CHDB_HTTP = (sys.executable, "-m", "tests.support.chdb_http")
+WORKER = (sys.executable, "-m", "streams.cli", "worker", "--config")
+
+
+@dataclass
+class Plan:
+    events: int = 200_000
+    rate: float = 800.0  # events per second sent by the SDK
+    twice: float = 0.01  # fraction sent twice
+    kills: int = 5
+    slack_outage_s: float = 30.0
+    chfail_s: float = 60.0
+    broker_events: int = 20_000  # phase B: events sent around the broker outage
+    broker_outage_s: float = 30.0
+    queue_size: int = 10_000  # the SDK's bound in phase B
+    unreachable_s: float = 60.0
+    seed: int = 12
+    partitions: int = 4
+    settle_timeout_s: float = 300.0
+
+
+@dataclass
+class Row:
+    check: str
+    expected: str
+    got: str
+    ok: bool | None  # None: a measurement, not a pass/fail figure
+
+    @property
+    def verdict(self) -> str:
+        return "-" if self.ok is None else "ok" if self.ok else "MISS"
+
+
+@dataclass
+class Result:
+    rows: list[Row] = field(default_factory=list)
+    seconds: float = 0.0
+
+    def add(self, check: str, expected: Any, got: Any, ok: bool | None = None) -> None:
+        if ok is None and expected != "":
+            ok = expected == got
+        self.rows.append(Row(check, _fmt(expected), _fmt(got), ok))
+
+    def note(self, check: str, got: Any) -> None:
+        self.rows.append(Row(check, "", _fmt(got), None))
+
+    @property
+    def missed(self) -> list[Row]:
+        return [r for r in self.rows if r.ok is False]
+
+    def table(self) -> str:
+        lines = ["| check | expected | got | |", "| --- | ---: | ---: | --- |"]
+        lines += [f"| {r.check} | {r.expected} | {r.got} | {r.verdict} |" for r in self.rows]
+        return "\n".join(lines)
+
+
+def _fmt(value: Any) -> str:
+    if isinstance(value, bool):
+        return str(value).lower()
+    if isinstance(value, int):
+        return f"{value:,}"
+    if isinstance(value, float):
+        return f"{value:,.1f}"
+    return str(value)
+
+
+# -- events ------------------------------------------------------------------------------------
+def event_id(seq: int, seed: int) -> str:
+    return str(uuid.UUID(int=random.Random(seed * 1_000_003 + seq).getrandbits(128), version=4))
+
+
+def cost_usd(seq: int, seed: int) -> str:
+    return f"0.{random.Random(seed * 7_777 + seq).randint(1, 9_999_999):07d}01"
+
+
+def service_of(seq: int) -> str:
+    return SERVICES[seq % len(SERVICES)]
+
+
+def nusd(cost: str) -> int:
+    return int(Decimal(cost).scaleb(9))
+
+
+_original_encode = spendwatch.sender.encode
+_id_seed = [0]
+
+
+def _encode_with_seq_id(event: dict[str, Any], random16: bytes | None = None) -> bytes:
+    """The SDK's encoder, with the ``event_id`` drawn from the event's ``seq`` tag: a call
+    recorded twice is the same event sent twice (what a client retrying a send does)."""
+    body = _original_encode(event, random16)
+    tags = event.get("tags") or {}
+    if "seq" in tags:
+        wire = orjson.loads(body)
+        wire["event_id"] = event_id(int(tags["seq"]), _id_seed[0])
+        body = orjson.dumps(wire)
+    return body
+
+
+def send(seq: int, seed: int) -> None:
+    spendwatch.record(
+        "call",
+        service=service_of(seq),
+        provider="acme",
+        unit="call",
+        quantity=1,
+        cost_usd=cost_usd(seq, seed),
+        tags={"seq": str(seq)},
+    )
+
+
+# -- processes ---------------------------------------------------------------------------------
+class ChdbHttp:
+    """``python -m tests.support.chdb_http`` on a free port over ``path``."""
+
+    def __init__(self, path: Path, log: Path) -> None:
+        self.port = free_port()
+        self.process = subprocess.Popen(
+            [*CHDB_HTTP, "--path", str(path), "--port", str(self.port)],
+            cwd=ROOT,
+            stdout=log.open("ab"),
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+        self.dsn = f"http://127.0.0.1:{self.port}"
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            with (
+                contextlib.suppress(OSError),
+                urllib.request.urlopen(f"{self.dsn}/ping", timeout=2),
+            ):
+                return
+            if self.process.poll() is not None:
+                raise RuntimeError(f"chdb_http exited with {self.process.returncode}")
+            time.sleep(0.2)
+        raise TimeoutError("chdb_http did not answer")
+
+    def stop(self) -> None:
+        stop_process(self.process, grace_s=10.0)
+
+
+@dataclass
+class Worker:
+    name: str
+    config: Path
+    log: Path
+    env: dict[str, str]
+    http_port: int
+    process: subprocess.Popen[bytes] | None = None
+    peak_rss_kb: int = 0
+
+    def start(self) -> None:
+        clean = {k: v for k, v in os.environ.items() if not k.startswith("SPENDWATCH_")}
+        self.process = subprocess.Popen(
+            [
+                *WORKER,
+                str(self.config),
+                "--loglevel",
+                os.environ.get("SW_TEST_LOGLEVEL", "WARNING"),
+            ],
+            cwd=ROOT,
+            env={**clean, **self.env},
+            stdout=subprocess.DEVNULL,
+            stderr=self.log.open("ab"),
+            start_new_session=True,
+        )
+
+    def kill(self) -> None:
+        assert self.process is not None
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(self.process.pid, signal.SIGKILL)
+        self.process.wait(30)
+
+    def stop(self) -> None:
+        if self.process is not None:
+            stop_process(self.process, grace_s=30.0)
+
+    def alive(self) -> bool:
+        return self.process is not None and self.process.poll() is None
+
+    def rss_kb(self) -> int:
+        if not self.alive():
+            return 0
+        assert self.process is not None
+        try:
+            for line in Path(f"/proc/{self.process.pid}/status").read_text().splitlines():
+                if line.startswith("VmRSS:"):
+                    return int(line.split()[1])
+        except OSError:
+            return 0
+        return 0
+
+    def ready(self) -> bool:
+        """Whether its SQL endpoint answers (the worker is up)."""
+        request = urllib.request.Request(
+            f"http://127.0.0.1:{self.http_port}/sql", data=b"SELECT 1", method="POST"
+        )
+        with urllib.request.urlopen(request, timeout=5) as response:
+            return bool(orjson.loads(response.read())["rows"] == [[1]])
+
+
+def worker_config(
+    bootstrap: str,
+    dsn: str,
+    slack: SlackServer,
+    smtp: SmtpServer,
+    directory: Path,
+    port: int,
+    limits: dict[str, str],
+    partitions: int,
+) -> str:
+    return f"""
+[kafka]
+bootstrap_servers = "{bootstrap}"
+partitions = {partitions}
+max_batch_records = 2000
+
+[worker]
+http_port = {port}
+state_dir = "{directory / "state"}"
+status_interval_s = 0.5
+
+[clickhouse]
+dsn = "{dsn}"
+retry_max_s = 5
+
+[detect]
+enabled = false
+
+[[budgets]]
+name = "fleet"
+period = "day"
+limit_usd = "{limits["fleet"]}"
+
+[[budgets]]
+name = "voice"
+period = "day"
+limit_usd = "{limits["voice"]}"
+match = {{ service = "voice" }}
+
+[alerting]
+group_wait_s = 0
+group_interval_s = 1
+group_by = ["alert_id"]
+default_inhibit = false
+
+[[alerting.receivers]]
+name = "oncall"
+type = "slack"
+webhook_url = "{slack.webhook_url()}"
+
+[[alerting.receivers]]
+name = "finance"
+type = "email"
+to = ["finance@example.com"]
+from = "spendwatch@example.com"
+smtp_host = "{smtp.host}"
+smtp_port = {smtp.port}
+"""
+
+
+# -- broker-side reads -------------------------------------------------------------------------
+async def _statuses(bootstrap: str) -> dict[str, int]:
+    consumer = AIOKafkaConsumer(
+        topics.BUDGET_STATUS, bootstrap_servers=bootstrap, auto_offset_reset="earliest"
+    )
+    await consumer.start()
+    latest: dict[str, int] = {}
+    try:
+        while batch := await consumer.getmany(timeout_ms=800):
+            for records in batch.values():
+                for r in records:
+                    latest[r.key.decode()] = orjson.loads(r.value)["spent_nusd"]
+    finally:
+        await consumer.stop()
+    return latest
+
+
+async def _committed(bootstrap: str, partitions: int) -> dict[int, int]:
+    """The workers' committed offsets on the usage topic (a reader outside the group: it asks
+    the coordinator, it does not join)."""
+    reader = AIOKafkaConsumer(
+        bootstrap_servers=bootstrap,
+        group_id=GROUP,
+        enable_auto_commit=False,
+        request_timeout_ms=5000,
+    )
+    await reader.start()
+    try:
+        out = {}
+        for p in range(partitions):
+            offset = await reader.committed(TopicPartition(topics.USAGE, p))
+            if offset is not None:
+                out[p] = offset
+        return out
+    finally:
+        await reader.stop()
+
+
+def committed(bootstrap: str, partitions: int) -> dict[int, int]:
+    try:
+        return asyncio.run(_committed(bootstrap, partitions))
+    except Exception:
+        return {}
+
+
+def wait_until(predicate: Callable[[], Any], timeout_s: float, what: str) -> bool:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        try:
+            if predicate() is True:
+                return True
+        except Exception:
+            pass
+        time.sleep(1.0)
+    print(f"chaos: timed out after {timeout_s:.0f} s waiting for {what}", flush=True)
+    return False
+
+
+# -- the run -----------------------------------------------------------------------------------
+@contextlib.contextmanager
+def _stack(plan: Plan, directory: Path, limits: dict[str, str]) -> Iterator[dict[str, Any]]:
+    with contextlib.ExitStack() as stack:
+        store = ChdbHttp(directory / "chdb", directory / "chdb_http.log")
+        stack.callback(store.stop)
+        broker = TansuBroker(log_path=directory / "tansu.log").start()
+        stack.callback(broker.stop)
+        slack = stack.enter_context(SlackServer().running_in_thread())
+        smtp = stack.enter_context(SmtpServer())
+        flag = directory / "chfail"
+        workers = []
+        for name in ("w1", "w2"):
+            wdir = directory / name
+            wdir.mkdir()
+            port = free_port()
+            config = wdir / "spendwatch.toml"
+            config.write_text(
+                worker_config(
+                    broker.bootstrap_servers,
+                    store.dsn,
+                    slack,
+                    smtp,
+                    wdir,
+                    port,
+                    limits,
+                    plan.partitions,
+                )
+            )
+            workers.append(
+                Worker(
+                    name,
+                    config,
+                    wdir / "worker.log",
+                    {"SPENDWATCH_FAULTS": f"chfail:hot.write@{flag}"},
+                    port,
+                )
+            )
+        for w in workers:
+            stack.callback(w.stop)
+        settings = ClickHouseSettings(dsn=store.dsn)
+        for w in workers:  # one at a time: the first runs the migrations
+            w.start()
+            ok = wait_until(w.ready, 120, f"{w.name} up")
+            if not ok:
+                raise RuntimeError(f"{w.name} did not start; see {w.log}")
+        client = make_client(settings)
+        stack.callback(client.close)
+        yield {
+            "store": store,
+            "broker": broker,
+            "slack": slack,
+            "smtp": smtp,
+            "flag": flag,
+            "workers": workers,
+            "client": client,
+        }
+
+
+def run(plan: Plan, directory: Path | None = None, log: Callable[[str], None] = print) -> Result:
+    """Run the chaos plan; the table's rows (nothing raised for a missed figure)."""
+    result = Result()
+    started = time.monotonic()
+    with contextlib.ExitStack() as outer:
+        if directory is None:
+            directory = Path(outer.enter_context(tempfile.TemporaryDirectory(prefix="chaos-")))
+        _phase_a_and_b(plan, directory, result, log)
+        _phase_c(plan, result, log)
+    result.seconds = time.monotonic() - started
+    return result
+
+
+def _phase_a_and_b(plan: Plan, directory: Path, result: Result, log: Callable[[str], None]) -> None:
+    rng = random.Random(plan.seed)
+    _id_seed[0] = plan.seed
+    n = plan.events
+    costs = [nusd(cost_usd(i, plan.seed)) for i in range(n)]
+    total = sum(costs)
+    voice = sum(c for i, c in enumerate(costs) if service_of(i) == "voice")
+    usd = lambda v: str((Decimal(v).scaleb(-9) * Decimal("0.9")).quantize(Decimal("1e-9")))  # noqa: E731
+    limits = {"fleet": usd(total), "voice": usd(voice)}
+    twice = set(rng.sample(range(n), int(n * plan.twice)))
+    kill_at = sorted(rng.sample(range(n // 10, n * 9 // 10), plan.kills))
+    slack_at = int(n * 0.45)  # just before the fleet's 50 % threshold (limit = 0.9 x total)
+    chfail_at = int(n * 0.2)
+
+    spendwatch.sender.encode = _encode_with_seq_id  # type: ignore[assignment]
+    with _stack(plan, directory, limits) as s:
+        broker: TansuBroker = s["broker"]
+        slack: SlackServer = s["slack"]
+        smtp: SmtpServer = s["smtp"]
+        workers: list[Worker] = s["workers"]
+        client = s["client"]
+        flag: Path = s["flag"]
+        bootstrap = broker.bootstrap_servers
+        stop_sampling = threading.Event()
+        chfail_window: dict[str, Any] = {
+            "rss": 0,
+            "violations": 0,
+            "samples": 0,
+            "commits": 0,
+            "partitions": plan.partitions,
+        }
+
+        def sample() -> None:
+            while not stop_sampling.wait(0.5):
+                for w in workers:
+                    w.peak_rss_kb = max(w.peak_rss_kb, w.rss_kb())
+                if flag.exists():
+                    chfail_window["rss"] = max(chfail_window["rss"], *(w.rss_kb() for w in workers))
+
+        sampler = threading.Thread(target=sample, daemon=True)
+        sampler.start()
+        spendwatch.configure(bootstrap_servers=bootstrap, service="chaos", queue_size=50_000)
+        log(f"chaos: phase A, {n:,} events at {plan.rate:,.0f}/s, kills at {kill_at}")
+        actions: list[tuple[float, str, Any]] = []  # (monotonic due, what, arg)
+        kills_done = 0
+        t0 = time.monotonic()
+        i = 0
+        while i < n:
+            due = int((time.monotonic() - t0) * plan.rate) + 1
+            while i < min(due, n):
+                send(i, plan.seed)
+                if i in twice:
+                    send(i, plan.seed)
+                if kill_at and i == kill_at[0]:
+                    kill_at.pop(0)
+                    victim = rng.choice([w for w in workers if w.alive()] or workers)
+                    if victim.alive():
+                        victim.kill()
+                        kills_done += 1
+                        log(f"chaos: SIGKILL {victim.name} at event {i:,}")
+                    actions.append((time.monotonic() + rng.uniform(1, 5), "restart", victim))
+                if i == slack_at and plan.slack_outage_s:
+                    slack.outage(plan.slack_outage_s, server_error(500), rate_limited(2))
+                    log(f"chaos: Slack outage for {plan.slack_outage_s:.0f} s at event {i:,}")
+                if i == chfail_at and plan.chfail_s:
+                    flag.touch()
+                    chfail_window["began"] = time.monotonic()
+                    chfail_window["rows_before"] = _rows(client)
+                    actions.append((time.monotonic() + plan.chfail_s, "chfail-end", None))
+                    log(f"chaos: ClickHouse writes fail for {plan.chfail_s:.0f} s at event {i:,}")
+                i += 1
+            now = time.monotonic()
+            for action in [a for a in actions if a[0] <= now]:
+                actions.remove(action)
+                _act(action, chfail_window, client, bootstrap, flag, log)
+            if flag.exists():
+                _check_commits(client, bootstrap, chfail_window)
+            time.sleep(0.01)
+        while actions:  # outstanding restarts and the end of the ClickHouse outage
+            now = time.monotonic()
+            for action in [a for a in actions if a[0] <= now]:
+                actions.remove(action)
+                _act(action, chfail_window, client, bootstrap, flag, log)
+            if flag.exists():
+                _check_commits(client, bootstrap, chfail_window)
+            time.sleep(0.2)
+        for w in workers:
+            if not w.alive():
+                w.start()
+        sent_s = time.monotonic() - t0
+        flushed = spendwatch.flush(120.0)
+        stats_a = spendwatch.stats()
+        log(f"chaos: sent in {sent_s:.0f} s, flushed={flushed}, {stats_a}")
+        expected_ids = n
+        wait_until(lambda: _rows(client) >= expected_ids, plan.settle_timeout_s, "every row")
+        _check_rows(result, client, costs, "A")
+        expected_status = {"fleet": total, "voice": voice}
+        wait_until(
+            lambda: asyncio.run(_statuses(bootstrap)) == _stored_scopes(client),
+            120,
+            "the ledgers",
+        )
+        stored = _stored_scopes(client)
+        latest = asyncio.run(_statuses(bootstrap))
+        result.add(
+            "A: budget ledgers = ClickHouse FINAL sums (fleet, voice; nano-USD)", stored, latest
+        )
+        result.add("A: ClickHouse sums = sums sent (nano-USD)", expected_status, stored)
+        due_alerts = sum(
+            sum(expected_status[b] * 100 >= nusd(limits[b]) * p for p in THRESHOLDS) for b in limits
+        )
+        wait_until(
+            lambda: len(slack.delivered) >= due_alerts and len(smtp.messages) >= due_alerts,
+            120,
+            f"{due_alerts} alerts",
+        )
+        time.sleep(5.0)  # a repeat would come within the group interval
+        texts = [m.text for m in slack.delivered]
+        subjects = [str(m.message["Subject"]) for m in smtp.messages]
+        result.add("A: threshold alerts at Slack (each once)", due_alerts, len(texts))
+        result.add("A: distinct alerts at Slack", due_alerts, len(set(texts)))
+        result.add("A: threshold alerts by email (aiosmtpd, each once)", due_alerts, len(subjects))
+        result.add("A: distinct alerts by email", due_alerts, len(set(subjects)))
+        answers = slack.answers()
+        result.note(
+            "A: Slack answers 500 / 429 during its outage",
+            f"{answers.count('500')} / {answers.count('429')}",
+        )
+        result.add("A: workers SIGKILLed and restarted", plan.kills, kills_done)
+        what = f"({chfail_window['samples']} samples)"
+        result.add(
+            f"A: commits past the stored rows during the ClickHouse outage {what}",
+            0,
+            chfail_window["violations"],
+        )
+        result.add(
+            "A: rows stored during the ClickHouse outage", 0, chfail_window.get("rows_during", 0)
+        )
+        result.note(
+            "A: worker peak RSS during the ClickHouse outage (MB)",
+            round(chfail_window["rss"] / 1024, 1),
+        )
+        result.note(
+            "A: worker peak RSS over the run (MB)",
+            round(max(w.peak_rss_kb for w in workers) / 1024, 1),
+        )
+        result.note(
+            "A: SDK stats after phase A",
+            f"sent {stats_a.sent:,}, dropped {stats_a.dropped}, failed {stats_a.failed}",
+        )
+        result.note("A: seconds to send at a steady rate", round(sent_s, 1))
+        if plan.broker_events:
+            _phase_b(plan, s, result, log, stats_a)
+        stop_sampling.set()
+        sampler.join(5)
+        spendwatch.shutdown(5.0)
+    spendwatch.sender.encode = _original_encode  # type: ignore[assignment]
+
+
+def _act(
+    action: tuple[float, str, Any],
+    window: dict[str, Any],
+    client: Any,
+    bootstrap: str,
+    flag: Path,
+    log: Callable[[str], None],
+) -> None:
+    _, what, arg = action
+    if what == "restart":
+        if not arg.alive():
+            arg.start()
+            log(f"chaos: restarted {arg.name}")
+    elif what == "chfail-end":
+        _check_commits(client, bootstrap, window)
+        window["rows_during"] = _rows(client) - window["rows_before"]
+        flag.unlink()
+        log("chaos: ClickHouse writes succeed again")
+
+
+def _check_commits(client: Any, bootstrap: str, window: dict[str, Any]) -> None:
+    """During the ClickHouse outage: no committed offset past the rows stored (in the current
+    epoch, per partition). Sampled at most every 2 s."""
+    now = time.monotonic()
+    if now - window.get("checked", 0.0) < 2.0:
+        return
+    window["checked"] = now
+    offsets = committed(bootstrap, window["partitions"])
+    stored = (
+        {
+            p: o + 1
+            for p, o in client.query(
+                "SELECT kafka_partition, max(kafka_offset) FROM usage_events FINAL "
+                "WHERE kafka_epoch = (SELECT argMax(kafka_epoch, ingested_at) FROM usage_events) "
+                "GROUP BY kafka_partition"
+            ).result_rows
+        }
+        if _rows(client)
+        else {}
+    )
+    window["samples"] += 1
+    window["commits"] = len(offsets)
+    window["violations"] += sum(1 for p, o in offsets.items() if o > stored.get(p, 0))
+
+
+def _rows(client: Any) -> int:
+    return int(client.command("SELECT count() FROM usage_events FINAL"))
+
+
+def _stored_scopes(client: Any) -> dict[str, int]:
+    [[fleet, voice]] = client.query(
+        "SELECT sum(cost_nusd), sumIf(cost_nusd, service = 'voice') FROM usage_events FINAL "
+        "WHERE toDate(ts) = today()"
+    ).result_rows
+    return {"fleet": int(fleet), "voice": int(voice)}
+
+
+def _check_rows(result: Result, client: Any, costs: list[int], phase: str) -> None:
+    n = len(costs)
+    client.command("OPTIMIZE TABLE usage_events FINAL")
+    [[plain, final, ids, cost]] = client.query(
+        "SELECT (SELECT count() FROM usage_events), count(), uniqExact(event_id), sum(cost_nusd) "
+        "FROM usage_events FINAL"
+    ).result_rows
+    [[minute_events, minute_cost, day_cost, day_events, letters]] = client.query(
+        "SELECT (SELECT sum(events) FROM spend_by_minute), "
+        "(SELECT sum(cost_nusd) FROM spend_by_minute), (SELECT sum(cost_nusd) FROM spend_by_day), "
+        "(SELECT sum(events) FROM spend_by_day), (SELECT count() FROM deadletter)"
+    ).result_rows
+    result.add(f"{phase}: rows stored (FINAL) / lost", f"{n:,} / 0", f"{final:,} / {n - final:,}")
+    result.add(f"{phase}: duplicate rows without FINAL, after OPTIMIZE FINAL", 0, plain - ids)
+    result.add(f"{phase}: distinct event ids", n, ids)
+    result.add(f"{phase}: cost sum (nano-USD)", sum(costs), cost)
+    result.add(
+        f"{phase}: spend_by_minute = usage (events, nano-USD)",
+        (final, cost),
+        (minute_events, minute_cost),
+    )
+    result.add(
+        f"{phase}: spend_by_day = usage (events, nano-USD)", (final, cost), (day_events, day_cost)
+    )
+    result.add(f"{phase}: dead letters", 0, letters)
+
+
+def _phase_b(
+    plan: Plan, s: dict[str, Any], result: Result, log: Callable[[str], None], before: Any
+) -> None:
+    result.note("B", "not run")
+
+
+def _phase_c(plan: Plan, result: Result, log: Callable[[str], None]) -> None:
+    result.note("C", "not run")
+
+
+# -- main --------------------------------------------------------------------------------------
+def machine() -> str:
+    return (
+        f"{platform.platform()}, {os.cpu_count()} CPUs, Python {platform.python_version()}, "
+        f"{datetime.now(UTC):%Y-%m-%d %H:%M} UTC"
+    )
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    defaults = Plan()
+    for name, value in vars(defaults).items():
+        parser.add_argument(f"--{name.replace('_', '-')}", type=type(value), default=value)
+    parser.add_argument("--no-record", action="store_true")
+    args = parser.parse_args()
+    plan = Plan(**{k: getattr(args, k) for k in vars(defaults)})
+    result = run(plan, log=lambda line: print(line, flush=True))
+    command = (
+        "make chaos"
+        if os.environ.get("MAKELEVEL")
+        else " ".join([".venv/bin/python bench/chaos.py", *sys.argv[1:]])
+    )
+    table = result.table()
+    verdict = "all exact" if not result.missed else f"{len(result.missed)} missed"
+    text = (
+        f"\n## Chaos (`bench/chaos.py`)\n\nCommand: `{command}` ({plan.events:,} events at "
+        f"{plan.rate:,.0f}/s, {plan.kills} kills, Slack outage {plan.slack_outage_s:.0f} s, "
+        f"ClickHouse outage {plan.chfail_s:.0f} s, broker outage {plan.broker_outage_s:.0f} s, "
+        f"unreachable broker {plan.unreachable_s:.0f} s; seed {plan.seed}). Machine: {machine()}. "
+        f"Run time {result.seconds:.0f} s; {verdict}.\n\n{table}\n"
+    )
+    print(text)
+    if not args.no_record:
+        with (ROOT / "bench" / "RESULTS.md").open("a") as out:
+            out.write(text)
+    return 1 if result.missed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
