@@ -35,15 +35,19 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import http.client
+import http.server
 import os
 import platform
 import random
 import signal
+import statistics
 import subprocess
 import sys
 import tempfile
 import threading
 import time
+import urllib.error
 import urllib.request
 import uuid
 from collections.abc import Callable, Iterator
@@ -61,6 +65,8 @@ import orjson  # noqa: E402
 import spendwatch  # noqa: E402
 import spendwatch.sender  # noqa: E402
 from aiokafka import AIOKafkaConsumer, TopicPartition  # noqa: E402
+from aiokafka.admin import AIOKafkaAdminClient  # noqa: E402
+from spendwatch.queue import EventQueue  # noqa: E402
 
 from sinks.client import make_client  # noqa: E402
 from sinks.settings import ClickHouseSettings  # noqa: E402
@@ -84,8 +90,8 @@ class Plan:
     kills: int = 5
     slack_outage_s: float = 30.0
     chfail_s: float = 60.0
-    broker_events: int = 20_000  # phase B: events sent around the broker outage
-    broker_outage_s: float = 30.0
+    broker_outage_s: float = 30.0  # phase B (0: skipped); sends 5 s before the stop
+    broker_after_s: float = 20.0  # phase B: seconds of sending after the restart
     queue_size: int = 10_000  # the SDK's bound in phase B
     unreachable_s: float = 60.0
     seed: int = 12
@@ -263,6 +269,16 @@ class Worker:
         except OSError:
             return 0
         return 0
+
+    def health(self) -> dict[str, Any]:
+        """``GET /health`` (any status)."""
+        try:
+            url = f"http://127.0.0.1:{self.http_port}/health"
+            with urllib.request.urlopen(url, timeout=5) as response:
+                body: dict[str, Any] = orjson.loads(response.read())
+        except urllib.error.HTTPError as exc:
+            body = orjson.loads(exc.read())
+        return body
 
     def ready(self) -> bool:
         """Whether its SQL endpoint answers (the worker is up)."""
@@ -614,8 +630,8 @@ def _phase_a_and_b(plan: Plan, directory: Path, result: Result, log: Callable[[s
             f"sent {stats_a.sent:,}, dropped {stats_a.dropped}, failed {stats_a.failed}",
         )
         result.note("A: seconds to send at a steady rate", round(sent_s, 1))
-        if plan.broker_events:
-            _phase_b(plan, s, result, log, stats_a)
+        if plan.broker_outage_s:
+            _phase_b(plan, s, result, log, costs)
         stop_sampling.set()
         sampler.join(5)
         spendwatch.shutdown(5.0)
@@ -679,8 +695,10 @@ def _stored_scopes(client: Any) -> dict[str, int]:
     return {"fleet": int(fleet), "voice": int(voice)}
 
 
-def _check_rows(result: Result, client: Any, costs: list[int], phase: str) -> None:
-    n = len(costs)
+def _check_rows(
+    result: Result, client: Any, costs: list[int], phase: str, expected_rows: int | None = None
+) -> None:
+    n = len(costs) if expected_rows is None else expected_rows
     client.command("OPTIMIZE TABLE usage_events FINAL")
     [[plain, final, ids, cost]] = client.query(
         "SELECT (SELECT count() FROM usage_events), count(), uniqExact(event_id), sum(cost_nusd) "
@@ -706,14 +724,267 @@ def _check_rows(result: Result, client: Any, costs: list[int], phase: str) -> No
     result.add(f"{phase}: dead letters", 0, letters)
 
 
+def _tag_seq(payload: Any) -> int | None:
+    if not isinstance(payload, bytes | bytearray):
+        return None
+    seq = (orjson.loads(payload).get("tags") or {}).get("seq")
+    return int(seq) if seq is not None else None
+
+
+@contextlib.contextmanager
+def _acks() -> Iterator[list[tuple[float, Any]]]:
+    """Record, with the time, every event the SDK's sender settles as sent or failed (the
+    broker answered for it): wraps ``EventQueue.settle``."""
+    acked: list[tuple[float, Any]] = []
+    original = EventQueue.settle
+
+    def settle(queue: EventQueue, sent: int, retry: list[Any], failed: int) -> None:
+        again = {id(item) for item in retry}
+        now = time.monotonic()
+        acked.extend((now, item[1]) for item in queue._in_flight if id(item) not in again)
+        original(queue, sent, retry, failed)
+
+    EventQueue.settle = settle  # type: ignore[method-assign,assignment]
+    try:
+        yield acked
+    finally:
+        EventQueue.settle = original  # type: ignore[method-assign]
+
+
+async def _has_usage_topic(bootstrap: str) -> bool:
+    """Whether the broker has the usage topic (a metadata request for all topics, which does
+    not auto-create one)."""
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, request_timeout_ms=2000)
+    await admin.start()
+    try:
+        return topics.USAGE in await admin.list_topics()
+    finally:
+        await admin.close()
+
+
 def _phase_b(
-    plan: Plan, s: dict[str, Any], result: Result, log: Callable[[str], None], before: Any
+    plan: Plan, s: dict[str, Any], result: Result, log: Callable[[str], None], costs: list[int]
 ) -> None:
-    result.note("B", "not run")
+    broker: TansuBroker = s["broker"]
+    workers: list[Worker] = s["workers"]
+    client = s["client"]
+    base = plan.events
+    pids = [w.process.pid if w.process else 0 for w in workers]
+    spendwatch.configure(
+        bootstrap_servers=broker.bootstrap_servers, service="chaos", queue_size=plan.queue_size
+    )
+    times: dict[str, float] = {}
+    peak_queued = 0
+    log(f"chaos: phase B, the broker stops after 5 s for {plan.broker_outage_s:.0f} s")
+
+    def watch_topics() -> None:
+        while "topics" not in times:
+            with contextlib.suppress(Exception):
+                if "restarted" in times and asyncio.run(_has_usage_topic(broker.bootstrap_servers)):
+                    times["topics"] = time.monotonic()
+                    return
+            time.sleep(0.1)
+
+    watcher = threading.Thread(target=watch_topics, daemon=True)
+    watcher.start()
+    with _acks() as acked:
+        t0 = time.monotonic()
+        i = 0
+        while (
+            "restarted" not in times or time.monotonic() < times["restarted"] + plan.broker_after_s
+        ):
+            due = int((time.monotonic() - t0) * plan.rate) + 1
+            while i < due:
+                send(base + i, plan.seed)
+                i += 1
+            now = time.monotonic()
+            if "stopped" not in times and now - t0 >= 5.0:
+                broker.stop()
+                times["stopped"] = now
+                log(f"chaos: broker stopped at event {i:,}")
+            elif "stopped" in times and "restarted" not in times:
+                peak_queued = max(peak_queued, spendwatch.stats().queued)
+                if now - times["stopped"] >= plan.broker_outage_s:
+                    broker.start()
+                    times["restarted"] = time.monotonic()
+                    log("chaos: broker restarted (empty)")
+            time.sleep(0.01)
+        flushed = spendwatch.flush(120.0)
+        stats = spendwatch.stats()
+    watcher.join(30)
+    m = i
+    log(f"chaos: phase B sent {m:,}, flushed={flushed}, {stats}")
+    acked_seqs = {seq: at for at, payload in acked if (seq := _tag_seq(payload)) is not None}
+    topics_at = times.get("topics", float("inf"))
+    new_broker = {seq for seq, at in acked_seqs.items() if at >= topics_at}
+    gap = {seq for seq, at in acked_seqs.items() if times["restarted"] <= at < topics_at}
+    old_broker = set(acked_seqs) - new_broker - gap
+    recorded = set(range(base, base + m))
+    never_acked = recorded - set(acked_seqs)
+
+    def stored_b() -> set[int]:
+        rows = client.query(
+            "SELECT toUInt64(tags['seq']) FROM usage_events FINAL "
+            "WHERE toUInt64OrZero(tags['seq']) >= {base:UInt64}",
+            parameters={"base": base},
+        ).result_rows
+        return {int(r[0]) for r in rows}
+
+    wait_until(lambda: new_broker <= stored_b(), plan.settle_timeout_s, "phase B rows")
+    time.sleep(5.0)
+    stored = stored_b()
+    lacking = recorded - stored
+    lost_in_broker = old_broker - stored
+    lost_in_gap = gap - stored
+    alive = [
+        w.alive() and w.process is not None and w.process.pid == pid
+        for w, pid in zip(workers, pids, strict=True)
+    ]
+    result.add("B: workers reconnected without a restart (same PIDs, alive)", [True, True], alive)
+    result.add(
+        "B: events acknowledged once the restarted broker had the topics, stored",
+        len(new_broker),
+        len(new_broker & stored),
+    )
+    result.add(
+        "B: SDK queue peak during the outage <= queue_size",
+        f"<= {plan.queue_size:,}",
+        f"{peak_queued:,}",
+        peak_queued <= plan.queue_size,
+    )
+    result.add(
+        "B: stats().dropped = events the broker never answered for", len(never_acked), stats.dropped
+    )
+    result.note("B: stats().failed (the restarted broker answered UnknownError)", stats.failed)
+    result.add("B: dropped events found in ClickHouse", 0, len(never_acked & stored))
+    lost_after = new_broker - stored
+    result.add(
+        "B: ClickHouse lacks = SDK drops + unread by the stopped broker + answered by the "
+        "restarted broker before / after it had the topics",
+        f"{len(lacking):,}",
+        f"{len(never_acked):,} + {len(lost_in_broker):,} + {len(lost_in_gap):,} + "
+        f"{len(lost_after):,}",
+        lacking == never_acked | lost_in_broker | lost_in_gap | lost_after,
+    )
+    result.note(
+        "B: seconds from the restart to the topics recreated",
+        round(topics_at - times["restarted"], 1),
+    )
+    result.add(
+        "B: acknowledged by the restarted broker before the topics existed, lost (Tansu)",
+        0,
+        len(lost_in_gap),
+    )
+    hot = [w.health().get("hot_path", {}) for w in workers]
+    result.note(
+        "B: hot path per worker: assigned / records read / rows / write retries",
+        ", ".join(
+            f"{h.get('assigned')} / {h.get('records')} / {h.get('rows')} / {h.get('write_retries')}"
+            for h in hot
+        ),
+    )
+    result.note(
+        "B: lost with the stopped broker's memory (acknowledged, not yet read)", len(lost_in_broker)
+    )
+    kept = [costs[i] for i in range(len(costs))] + [
+        nusd(cost_usd(seq, plan.seed)) for seq in sorted(stored)
+    ]
+    _check_rows(result, client, kept, "B", expected_rows=plan.events + len(stored))
+    wait_until(
+        lambda: asyncio.run(_statuses(broker.bootstrap_servers)) == _stored_scopes(client),
+        120,
+        "the ledgers after the broker restart",
+    )
+    result.add(
+        "B: budget ledgers = ClickHouse FINAL sums after the restart",
+        _stored_scopes(client),
+        asyncio.run(_statuses(broker.bootstrap_servers)),
+    )
 
 
 def _phase_c(plan: Plan, result: Result, log: Callable[[str], None]) -> None:
-    result.note("C", "not run")
+    """An app calling an API (a loopback HTTP request answering an LLM-sized JSON body) with
+    ``spendwatch.record`` after each call, its broker unreachable; blocks of 50 calls alternate
+    with and without. "Noise": the p99 difference between the two halves (odd and even
+    blocks) of the uninstrumented calls, or 5 % of their p99 if larger."""
+    if not plan.unreachable_s:
+        return
+    port = free_port()  # nothing listens there
+    spendwatch.configure(
+        bootstrap_servers=f"127.0.0.1:{port}", service="app", queue_size=plan.queue_size
+    )
+    body = orjson.dumps(
+        {
+            "id": "x",
+            "choices": [{"message": {"content": "word " * 400}}] * 4,
+            "usage": {"prompt_tokens": 120, "completion_tokens": 380},
+        }
+    )
+
+    class Api(http.server.BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"
+
+        def do_POST(self) -> None:
+            self.rfile.read(int(self.headers.get("Content-Length") or 0))
+            self.send_response(200)
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args: Any) -> None:
+            return
+
+    api = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Api)
+    threading.Thread(target=api.serve_forever, daemon=True).start()
+    connection = http.client.HTTPConnection("127.0.0.1", api.server_address[1], timeout=10)
+
+    def call() -> int:
+        """The app's API call: a loopback HTTP request and its JSON answer parsed."""
+        connection.request("POST", "/v1/chat/completions", b'{"model": "gpt-4o-mini"}')
+        return len(orjson.loads(connection.getresponse().read())["choices"])
+
+    plain: list[list[float]] = [[], []]
+    instrumented: list[float] = []
+    recorded = 0
+    log(f"chaos: phase C, broker unreachable for {plan.unreachable_s:.0f} s")
+    deadline = time.monotonic() + plan.unreachable_s
+    block = 0
+    while time.monotonic() < deadline:
+        for _ in range(50):
+            t = time.perf_counter()
+            call()
+            plain[block % 2].append(time.perf_counter() - t)
+        for _ in range(50):
+            t = time.perf_counter()
+            call()
+            spendwatch.record(
+                "chat", provider="openai", model="gpt-4o-mini", input_tokens=120, output_tokens=380
+            )
+            instrumented.append(time.perf_counter() - t)
+            recorded += 1
+        block += 1
+    stats = spendwatch.stats()
+    spendwatch.shutdown(1.0)
+    connection.close()
+    api.shutdown()
+    p99 = lambda xs: statistics.quantiles(xs, n=100)[98] * 1e6  # noqa: E731
+    base = p99(plain[0] + plain[1])
+    noise = abs(p99(plain[0]) - p99(plain[1]))
+    with_sdk = p99(instrumented)
+    result.note(
+        "C: p99 of the call without / with spendwatch (µs)", f"{base:,.0f} / {with_sdk:,.0f}"
+    )
+    result.add(
+        "C: p99 added by spendwatch, broker unreachable (µs)",
+        f"<= noise {max(noise, 0.05 * base):,.0f}",
+        f"{with_sdk - base:+,.0f}",
+        with_sdk - base <= max(noise, 0.05 * base),
+    )
+    result.add(
+        "C: SDK kept its bound: queued / dropped",
+        f"{min(recorded, plan.queue_size):,} / {max(0, recorded - plan.queue_size):,}",
+        f"{stats.queued:,} / {stats.dropped:,}",
+    )
 
 
 # -- main --------------------------------------------------------------------------------------

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from functools import partial
 from typing import TYPE_CHECKING
 
 from aiokafka import AIOKafkaProducer
@@ -16,8 +17,18 @@ from streams.hot.writer import UsageWriter
 
 if TYPE_CHECKING:
     from streams.app import Pipeline
+    from streams.config import Settings
 
 log = logging.getLogger("spendwatch.hot")
+
+
+async def refresh_epoch(settings: Settings) -> str:
+    """Recreate the topics a restarted (empty) broker lacks and read the usage epoch, writing
+    a new one when the broker has none: the worker's start-up step, run again."""
+    from streams.worker import prepare  # imported late: streams.worker imports the app
+
+    _, epoch = await prepare(settings)
+    return epoch
 
 
 async def run_hot_path(pipeline: Pipeline) -> None:
@@ -62,6 +73,8 @@ async def run_hot_path(pipeline: Pipeline) -> None:
         max_records=k.max_batch_records,
         fetch_max_wait_ms=k.fetch_max_wait_ms,
         session_timeout_ms=k.session_timeout_ms,
+        refresh_epoch=partial(refresh_epoch, settings),
+        on_epoch=partial(setattr, pipeline, "epoch"),
     )
     try:
         await loop.run()

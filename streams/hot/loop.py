@@ -11,6 +11,13 @@ Rebalances: a revoked partition's in-flight batch is finished and committed befo
 partition goes (the listener waits for it); an assigned partition's dedupe window and the rows
 a crash left past its committed offset are read from ClickHouse before its first record is
 processed. A batch fetched across a rebalance is dropped and fetched again.
+
+A restarted embedded broker is empty: its topics are gone and its offsets start at 0 again.
+The loop notices it on the next assignment or on the first record whose offset goes back
+(whichever comes first) and, before processing anything from the new broker, calls
+``refresh_epoch`` (the worker recreates its topics there and reads or writes the new usage
+epoch, ``streams.epoch``): rows and budget deltas from then on carry the new epoch, so their
+positions cannot be taken for the old broker's (docs/exactly-once.md).
 """
 
 from __future__ import annotations
@@ -18,7 +25,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -56,6 +63,7 @@ class LoopStats:
     deltas: int = 0
     alerts: int = 0
     commit_failures: int = 0
+    epochs: int = 1  # usage epochs seen (a restarted embedded broker starts a new one)
     last_batch_at: float | None = None
     lag: dict[int, int] = field(default_factory=dict)
     assigned: list[int] = field(default_factory=list)
@@ -82,8 +90,13 @@ class UsageLoop:
         session_timeout_ms: int = 10_000,
         max_poll_interval_ms: int = 3_600_000,
         clock_us: Callable[[], int] = now_us,
+        refresh_epoch: Callable[[], Awaitable[str]] | None = None,
+        on_epoch: Callable[[str], None] | None = None,
     ) -> None:
         self.builder = builder
+        self.refresh_epoch = refresh_epoch
+        self.on_epoch = on_epoch
+        self._next: dict[int, int] = {}  # next offset expected per partition
         self.writer = writer
         self.producer = producer
         self.max_records = max_records
@@ -132,6 +145,18 @@ class UsageLoop:
                             if tp in assigned and records:
                                 self.consumer.seek(tp, records[0].offset)
                         continue
+                    if self._went_back(fetched):
+                        # offsets went back: the broker lost its topics (an embedded broker
+                        # restarted). Fetch again once the new epoch is known.
+                        await self._settle()
+                        await self._new_epoch()
+                        for tp, records in fetched.items():
+                            if records:
+                                self.consumer.seek(tp, records[0].offset)
+                        continue
+                    for tp, records in fetched.items():
+                        if records:
+                            self._next[tp.partition] = records[-1].offset + 1
                     await self._process([r for rs in fetched.values() for r in rs])
             await self._settle()
         finally:
@@ -140,6 +165,47 @@ class UsageLoop:
 
     async def stop(self) -> None:
         self._stopping = True
+
+    def _went_back(self, fetched: dict[TopicPartition, list[Any]]) -> bool:
+        return any(
+            records and records[0].offset < self._next.get(tp.partition, 0)
+            for tp, records in fetched.items()
+        )
+
+    async def _new_epoch(self) -> bool:
+        """Adopt the broker's current usage epoch (recreating the topics of a fresh broker)
+        before anything more is processed; retried until the broker answers. Whether it
+        changed."""
+        self._next.clear()
+        if self.refresh_epoch is None:
+            return False
+        retrying = AsyncRetrying(
+            wait=wait_exponential(multiplier=0.5, max=5.0),
+            stop=stop_never,
+            before_sleep=lambda s: log.warning(
+                "cannot read the usage epoch (attempt %d, retrying): %s",
+                s.attempt_number,
+                s.outcome.exception() if s.outcome else "?",
+            ),
+            reraise=True,
+        )
+        async for attempt in retrying:
+            with attempt:
+                epoch = await self.refresh_epoch()
+        if epoch == self.builder.epoch:
+            return False
+        log.warning(
+            "the broker's usage epoch changed (%s -> %s): the broker restarted empty; "
+            "positions from now on are in the new epoch",
+            self.builder.epoch,
+            epoch,
+        )
+        self.builder.epoch = epoch
+        self.builder.replay.clear()  # positions of the old epoch: nothing to replay here
+        self.stats.epochs += 1
+        if self.on_epoch is not None:
+            self.on_epoch(epoch)
+        return True
 
     async def _settle(self) -> None:
         """Wait for the batch in flight (written, sent, committed)."""
@@ -269,11 +335,22 @@ class UsageLoop:
             if not parts:
                 self.ready.set()
                 return
+            # a rebalance may be the first sign of a fresh broker
+            fresh = await self._new_epoch()
             count = len(self.consumer.partitions_for_topic(topics.USAGE) or ()) or len(parts)
             committed: dict[int, int] = {}
             for tp in partitions:
                 offset = await self.consumer.committed(tp)
                 committed[tp.partition] = offset if offset is not None else 0
+                if fresh:
+                    # the group may have been assigned before the topic was recreated: the
+                    # consumer has no valid position there, so set it
+                    self.consumer.seek(tp, committed[tp.partition])
+            for tp in self.consumer.assignment():
+                offset = committed.get(tp.partition)
+                if offset is None:
+                    offset = await self.consumer.committed(tp)
+                self._next[tp.partition] = offset or 0
             stored = self.builder.stored
             horizon_us = self.clock_us() - stored.window_us
             started = time.monotonic()

@@ -23,7 +23,7 @@ def test_short_chaos_run_loses_and_repeats_nothing(tmp_path: Path) -> None:
         kills=1,
         slack_outage_s=20.0,
         chfail_s=10.0,
-        broker_events=4_000,
+        broker_after_s=15.0,
         broker_outage_s=8.0,
         queue_size=1_000,
         unreachable_s=5.0,
