@@ -47,7 +47,7 @@ from datetime import datetime, timedelta
 from typing import Final
 
 from alerting.config import AlertingSettings
-from alerting.deliverylog import DeliveryLog, FileDeliveryLog, Ledger
+from alerting.deliverylog import DeliveryLog, FileDeliveryLog, Ledger, SharedLog
 from alerting.digest import DigestSummary
 from alerting.errors import PermanentDeliveryError, TransientDeliveryError
 from alerting.notification import Notification
@@ -78,6 +78,7 @@ class _Job:
     attempts: int = 0
     dead: bool = False
     running: bool = False
+    cancelled: bool = False  # its alerts moved to another worker: not attempted again
     last_error: str = ""
 
     @property
@@ -105,6 +106,11 @@ class AlertDispatcher:
     ``notifiers`` maps receiver name -> notifier and must cover every configured receiver
     (``ValueError`` otherwise). ``silences`` defaults to an empty in-memory store.
     ``retention_s`` is how long the delivery log remembers deliveries (the replay horizon).
+
+    ``shared``: the group's shared delivery log (``alerting.deliverylog.shared``). With it
+    the dispatcher owns no alert partition until :meth:`assign`: what was accepted and not
+    settled is re-queued by the owner of its partition, which reads that partition of the
+    shared log first, so N workers deliver what one would, once.
     """
 
     def __init__(
@@ -117,13 +123,16 @@ class AlertDispatcher:
         *,
         retention_s: float = 35 * 86400.0,
         send_timeout_s: float = 60.0,
+        shared: SharedLog | None = None,
     ) -> None:
         missing = [r for r in settings.receiver_names if r not in notifiers]
         if missing:
             raise ValueError(f"no notifier for receivers {missing}")
         self.settings = settings
         self.notifiers = dict(notifiers)
-        self.ledger = Ledger(log)
+        self.ledger = Ledger(log, shared)
+        # Alert partitions this dispatcher re-queues and keeps work for; None: all of them.
+        self._owned: set[int] | None = None if shared is None else set()
         self.silences: SilenceStore = silences if silences is not None else MemorySilenceStore()
         self.recorder = recorder
         self.retention_s = retention_s
@@ -150,6 +159,7 @@ class AlertDispatcher:
         state_dir: str | os.PathLike[str] | None = None,
         recorder: Recorder | None = None,
         notifiers: Mapping[str, Notifier] | None = None,
+        shared: SharedLog | None = None,
     ) -> AlertDispatcher:
         """The production wiring: notifiers built from the settings (unless given), the
         fsync'd ``<state_dir>/alert-delivery-log.jsonl`` and ``<state_dir>/silences.json``
@@ -163,6 +173,7 @@ class AlertDispatcher:
             FileDeliveryLog(root / DELIVERY_LOG_FILE),
             FileSilenceStore(root / SILENCES_FILE),
             recorder,
+            shared=shared,
         )
 
     # ------------------------------------------------------------------ public
@@ -176,7 +187,7 @@ class AlertDispatcher:
         async with self._lock:
             await self._ensure_started(now)
             targets = self._targets(alert)
-            new = self.ledger.accept(alert, now)
+            new = await self.ledger.accept(alert, now)
             if new:
                 muted = silenced_by(alert, self.silences.current(), now)
                 receivers = tuple(t.receiver for t in targets)
@@ -213,11 +224,7 @@ class AlertDispatcher:
                         kind="digest",
                         digest=summary,
                     )
-                    busy = any(
-                        j.notification.notification_id == n.notification_id for j in self._jobs
-                    )
-                    if not busy and not self.ledger.all_sent(n):
-                        self._jobs.append(_Job(n, next_attempt_at=now))
+                    await self._queue_once(n, now)
             await self._deliver(now)
 
     async def send_report(
@@ -243,12 +250,46 @@ class AlertDispatcher:
                         kind="report",
                         report=report,
                     )
-                    busy = any(
-                        j.notification.notification_id == n.notification_id for j in self._jobs
-                    )
-                    if not busy and not self.ledger.all_sent(n):
-                        self._jobs.append(_Job(n, next_attempt_at=now))
+                    await self._queue_once(n, now)
             await self._deliver(now)
+
+    async def _queue_once(self, n: Notification, now: datetime) -> None:
+        """Queue a digest or report unless it is queued or was sent, by this worker or (from
+        the shared log, read now) another: the leader that sends it may change on its day."""
+        if any(j.notification.notification_id == n.notification_id for j in self._jobs):
+            return
+        partition = self.ledger.partition_of_key(n.group_key)
+        if partition is not None and not self.ledger.all_sent(n):
+            await self.ledger.merge({partition})
+        if not self.ledger.all_sent(n):
+            self._jobs.append(_Job(n, next_attempt_at=now))
+
+    async def assign(self, partitions: Iterable[int], now: datetime) -> None:
+        """Own exactly ``partitions`` of the alerts topic (called at every rebalance).
+
+        Partitions no longer owned are released (their groups and queued jobs dropped: the
+        new owner re-queues them). For each gained partition the shared log is read first,
+        then its accepted alerts that are not settled and its dead letters are re-queued.
+        Without a shared log this does nothing (one worker owns everything)."""
+        self._check_now(now)
+        wanted = set(partitions)
+        async with self._lock:
+            await self._ensure_started(now)
+            if self._owned is None:
+                return
+            self._release(self._owned - wanted)
+            gained = wanted - self._owned
+            if gained:
+                read = await self.ledger.merge(gained)
+                self._owned |= gained
+                self._restore(now, gained)
+                log.info("alert partitions %s gained (%d shared log entries)", sorted(gained), read)
+
+    async def release(self, partitions: Iterable[int]) -> None:
+        """Stop working for ``partitions`` (revoked at a rebalance): see :meth:`assign`."""
+        async with self._lock:
+            if self._owned is not None:
+                self._release(set(partitions) & self._owned)
 
     async def close(self) -> None:
         """Close notifiers and the log. Queued work is not lost: accepted alerts and dead
@@ -263,6 +304,11 @@ class AlertDispatcher:
                 except Exception:  # closing must reach every notifier
                     log.exception("closing notifier %s failed", notifier.name)
             self.ledger.log.close()
+            if self.ledger.shared is not None:
+                try:
+                    await self.ledger.shared.close()
+                except Exception:
+                    log.exception("closing the shared delivery log failed")
 
     # ------------------------------------------------------------- inspection
 
@@ -295,8 +341,24 @@ class AlertDispatcher:
         self._started = True
         self.ledger.load()
         self.ledger.compact(now, self.retention_s)
+        if self._owned is None:
+            self._restore(now, None)
+
+    def _mine(self, alert: Alert, partitions: set[int] | None) -> bool:
+        p = self.ledger.partition_of_alert(alert)
+        return partitions is None or p is None or p in partitions
+
+    def _released(self, alert: Alert, partitions: set[int]) -> bool:
+        return self.ledger.partition_of_alert(alert) in partitions
+
+    def _restore(self, now: datetime, partitions: set[int] | None) -> None:
+        """Re-queue the dead letters and track the recent accepted alerts of ``partitions``
+        (None: all) from the ledger."""
+        queued = {j.notification.notification_id for j in self._jobs}
         for dead in self.ledger.dead.values():
             n = dead.notification
+            if n.notification_id in queued or not self._mine(n.alerts[0], partitions):
+                continue
             if n.receiver not in self.notifiers:
                 log.error(
                     "dead letter %s for unknown receiver %s kept", n.notification_id, n.receiver
@@ -308,12 +370,33 @@ class AlertDispatcher:
         horizon = now - timedelta(seconds=self.settings.active_ttl_s)
         latest: dict[str, Alert] = {}
         for (aid, status), acc in sorted(self.ledger.accepted.items(), key=lambda i: i[1].at):
-            if acc.at < horizon:
+            if acc.at < horizon or not self._mine(acc.alert, partitions):
                 continue
             if status == "resolved" or aid not in latest:
                 latest[aid] = acc.alert
         for alert in latest.values():
             self._track(alert, now, self._targets(alert))
+
+    def _release(self, partitions: set[int]) -> None:
+        """Forget the groups, active alerts and queued jobs of ``partitions``."""
+        if not partitions or self._owned is None:
+            return
+        self._owned -= partitions
+        gone = {a for a, alert in self._active.items() if self._released(alert, partitions)}
+        for aid in gone:
+            self._active.pop(aid, None)
+            self._last_seen.pop(aid, None)
+        for group in self._groups.values():
+            group.remove([a for a in group.alerts if a in gone])
+        for key in [k for k, g in self._groups.items() if not g.alerts]:
+            del self._groups[key]
+        for job in list(self._jobs):
+            n = job.notification
+            if n.kind == "alerts" and self._released(n.alerts[0], partitions):
+                job.cancelled = True
+                self._jobs.remove(job)
+                self._in_flight.get(n.receiver, set()).difference_update(n.delivery_keys)
+        log.info("alert partitions %s released", sorted(partitions))
 
     def _targets(self, alert: Alert) -> tuple[RouteTarget, ...]:
         if alert.kind == "pipeline" and alert.labels.get("reason") == UNDELIVERABLE:
@@ -461,6 +544,8 @@ class AlertDispatcher:
 
     async def _run_lane(self, lane: str, jobs: list[_Job], now: datetime) -> None:
         for job in jobs:
+            if job.cancelled:
+                continue
             notifier = self.notifiers[job.receiver]
             pace_key, min_interval_s = pace_of(notifier)
             if pace_key is not None:
@@ -504,8 +589,9 @@ class AlertDispatcher:
         job, n = result.job, result.job.notification
         policy = self.settings.retry
         if result.error is None:
-            self.ledger.mark_sent(n, now)
-            self._jobs.remove(job)
+            await self.ledger.mark_sent(n, now)
+            if not job.cancelled:
+                self._jobs.remove(job)
             self._in_flight.get(n.receiver, set()).difference_update(n.delivery_keys)
             await self._record_attempt(job, now, "sent")
             if job.dead:
@@ -524,7 +610,7 @@ class AlertDispatcher:
             return
         job.dead = True
         job.next_attempt_at = now + timedelta(seconds=policy.dead_letter_retry_s)
-        self.ledger.mark_dead(n, now)
+        await self.ledger.mark_dead(n, now)
         await self._record_attempt(job, now, "dead_letter", error)
         log.error("dead letter for %s after %d attempts: %s", n.receiver, job.attempts, error)
         if not _is_failure_notice(n):
@@ -589,7 +675,7 @@ class AlertDispatcher:
         targets = self._targets(alert)
         if not targets:
             log.error("no other receiver to tell that %s is undeliverable", job.receiver)
-        if self.ledger.accept(alert, now):
+        if await self.ledger.accept(alert, now):
             receivers = tuple(t.receiver for t in targets)
             await self._record(AlertRecord.of(alert, now, receivers))
         self._track(alert, now, targets)
@@ -612,7 +698,7 @@ class AlertDispatcher:
             figures=dict(a.figures),
         )
         targets = self._targets(resolved)
-        if self.ledger.accept(resolved, now):
+        if await self.ledger.accept(resolved, now):
             await self._record(AlertRecord.of(resolved, now, tuple(t.receiver for t in targets)))
         self._track(resolved, now, targets)
 
