@@ -138,6 +138,12 @@ class SlackServer:
             self.requests.clear()
             self._scripts.clear()
 
+    def unscript(self) -> None:
+        """Drop the answers still queued (the server answers normally again); keeps
+        ``requests``."""
+        with self._lock:
+            self._scripts.clear()
+
     def _next_reply(self, endpoint: Endpoint) -> Reply:
         with self._lock:
             for key in (endpoint, None):
