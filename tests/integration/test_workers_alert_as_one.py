@@ -156,7 +156,7 @@ def make_dirs(tmp_path: Path, *names: str) -> list[Path]:
     out = []
     for name in names:
         d = tmp_path / name
-        d.mkdir()
+        d.mkdir(parents=True)
         out.append(d)
     return out
 
@@ -298,15 +298,21 @@ def test_lost_state_dir_neither_repeats_nor_loses(tmp_path: Path) -> None:
             assert mail_ids(smtp) == [fifty, eighty]
 
 
-def digests(slack: SlackServer) -> int:
-    return sum(1 for m in slack.delivered if m.text.startswith("[spendwatch DIGEST]"))
+def digests(slack: SlackServer, smtp: SmtpServer) -> tuple[int, int]:
+    """Daily digests delivered to (Slack, email)."""
+    mark = "[spendwatch DIGEST]"
+    return (
+        sum(1 for m in slack.delivered if m.text.startswith(mark)),
+        sum(1 for m in smtp.messages if str(m.message["Subject"]).startswith(mark)),
+    )
 
 
 def test_digest_is_not_repeated_when_the_leader_changes(tmp_path: Path) -> None:
     """Two workers send yesterday's digest once (from the leader). Then both are replaced:
     worker a restarts with its ClickHouse but an empty state dir and stays alone, so it is
     the leader, has not sent the digest in its memory, and its day is not empty: it finds the
-    digest in the shared delivery log and sends nothing."""
+    digest in the shared delivery log and sends nothing. (A weekly report due today goes the
+    same way: what was sent before the change is not sent again.)"""
     with (
         TansuBroker() as broker,
         SlackServer().running_in_thread() as slack,
@@ -319,13 +325,15 @@ def test_digest_is_not_repeated_when_the_leader_changes(tmp_path: Path) -> None:
         with group(bootstrap, slack, smtp, [a, b]):
             for name in BUDGETS:  # each worker's ClickHouse has a call of yesterday
                 spend(bootstrap, name, "0.01", ts=yesterday)
-            wait_for(lambda: digests(slack) == 1, 90, "the daily digest")
-            emailed = len(smtp.messages)
-            assert emailed == 1
+            wait_for(lambda: digests(slack, smtp) == (1, 1), 90, "the daily digest")
+            time.sleep(35.0)  # another digest round on the leader: still one
+            assert digests(slack, smtp) == (1, 1)
+            before = (len(slack.delivered), len(smtp.messages))  # digest (+ a due report)
         shutil.rmtree(a / "state")
         with group(bootstrap, slack, smtp, [a]) as [alone]:
-            count = alone.scalar("SELECT count() FROM usage_events")
-            assert count == 1  # its day is not empty: a digest would be built
+            # a precondition, not a result: one or both of yesterday's calls, as the hot
+            # path's partitions fell; either way a digest would be built
+            assert alone.scalar("SELECT count() FROM usage_events") in (1, 2)
             time.sleep(40.0)  # the digest timer (30 s, leader only) has run
-            assert digests(slack) == 1
-            assert len(smtp.messages) == 1
+            assert digests(slack, smtp) == (1, 1)
+            assert (len(slack.delivered), len(smtp.messages)) == before
