@@ -26,6 +26,12 @@ Guarantees:
 - **Nothing lost on restart.** ``submit`` logs each new (alert_id, status) durably before
   returning, so the Kafka offset may be committed right after; on start the dispatcher
   re-queues accepted alerts that are not settled and dead letters that are not delivered.
+- **Several workers as one.** With a ``shared`` log (the group's delivery-log topic) each
+  entry also goes to the shared partition of its alert, and the dispatcher works only for
+  the alert partitions given to :meth:`assign`: it reads a gained partition of the shared log
+  before re-queueing its unsettled alerts, and drops its work for a lost one. A new owner
+  (rebalance, lost state dir) so neither repeats nor loses a notification; a digest or report
+  is checked against the shared log before it is queued (the leader may change on its day).
 - **Retries.** Transient failures (connection, timeout, 5xx, 429) retry with exponential
   backoff; a 429's ``Retry-After`` delays that destination at least that long. Slack (any
   notifier with ``pace_key``/``min_interval_s``) gets at most one message per interval.
