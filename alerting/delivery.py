@@ -115,6 +115,7 @@ class AlertDispatcher:
         self.retention_s = retention_s
         self.send_timeout_s = send_timeout_s
         self.recorder_errors = 0
+        self.shared_read_failures = 0
         self._types = {r.name: r.type for r in settings.receivers}
         self._started = False
         self._closed = False
@@ -234,7 +235,11 @@ class AlertDispatcher:
             return
         partition = self.ledger.partition_of_key(n.group_key)
         if partition is not None and not self.ledger.all_sent(n):
-            await self.ledger.merge({partition})
+            try:
+                await self.ledger.merge({partition})
+            except Exception as exc:
+                self.shared_read_failures += 1
+                log.error("cannot read the shared delivery log for %s: %s", n.group_key, exc)
         if not self.ledger.all_sent(n):
             self.queue.add(n, now)
 
@@ -254,7 +259,17 @@ class AlertDispatcher:
             self._release(self._owned - wanted)
             gained = wanted - self._owned
             if gained:
-                read = await self.ledger.merge(gained)
+                try:
+                    read = await self.ledger.merge(gained)
+                except Exception as exc:  # broker away: better a repeat than a lost page
+                    self.shared_read_failures += 1
+                    log.error(
+                        "cannot read the shared delivery log of partitions %s (%s): "
+                        "working from this worker's own log",
+                        sorted(gained),
+                        exc,
+                    )
+                    read = 0
                 self._owned |= gained
                 self._restore(now, gained)
                 log.info("alert partitions %s gained (%d shared log entries)", sorted(gained), read)

@@ -130,3 +130,19 @@ async def test_digest_is_not_repeated_by_a_new_leader() -> None:
     await new_leader.d.assign({1}, at(30))
     await new_leader.d.send_digest(summary, at(30))
     assert new_leader.notifiers["a"].sent == [] and new_leader.notifiers["b"].sent == []
+
+
+class Unreachable(MemorySharedLog):
+    async def read(self, partitions: object) -> list[dict[str, object]]:
+        raise ConnectionError("broker away")
+
+
+async def test_unreadable_shared_log_falls_back_to_the_local_log() -> None:
+    shared = Unreachable(PARTITIONS)
+    alert = threshold_alert(budget=budget_on(0))
+    worker = Worker(shared)
+    await worker.d.assign({0, 1}, at(0))  # reading fails: counted, not fatal
+    assert worker.d.shared_read_failures == 1
+    await worker.d.submit(alert, at(0))
+    await worker.d.tick(at(0))
+    assert worker.keys() == [key(alert)]
