@@ -307,6 +307,11 @@ class AlertDispatcher:
         return tuple(d.notification for d in self.ledger.dead.values())
 
     @property
+    def owned_partitions(self) -> list[int] | None:
+        """The alert partitions this dispatcher works for (None: all, no shared log)."""
+        return None if self._owned is None else sorted(self._owned)
+
+    @property
     def pending_jobs(self) -> int:
         return len(self.queue.jobs)
 

@@ -266,6 +266,15 @@ class Pipeline:
             "seeded": sorted(book.states),
             "seed_failures": book.seed_failures,
         }
+        dispatcher = self.runtime.dispatcher
+        if dispatcher is not None:
+            body["alerting"] = {
+                "alert_partitions": dispatcher.owned_partitions,
+                "pending_jobs": dispatcher.pending_jobs,
+                "dead_letters": len(dispatcher.dead_letters),
+                "shared_log_write_failures": dispatcher.ledger.share_failures,
+                "shared_log_read_failures": dispatcher.shared_read_failures,
+            }
         body["sinks"] = {
             s.name: {
                 "rows_written": s.stats.rows_written,

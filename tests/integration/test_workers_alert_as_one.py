@@ -265,6 +265,10 @@ def test_new_owner_neither_repeats_nor_loses(tmp_path: Path) -> None:
             time.sleep(5.0)
             assert slack_ids(slack) == [fifty, eighty]
             assert mail_ids(smtp) == [fifty, eighty]
+            alerting = other.health()[1]["alerting"]
+            assert alerting["alert_partitions"] == [0, 1]
+            assert alerting["shared_log_read_failures"] == 0
+            assert alerting["shared_log_write_failures"] == 0
 
 
 def test_lost_state_dir_neither_repeats_nor_loses(tmp_path: Path) -> None:
