@@ -4,9 +4,10 @@ log) hand alert partitions over without repeating or losing a notification."""
 from __future__ import annotations
 
 from alerting.delivery import AlertDispatcher
-from alerting.deliverylog import MemoryDeliveryLog, MemorySharedLog, partition_for
+from alerting.deliverylog import Ledger, MemoryDeliveryLog, MemorySharedLog, partition_for
 from alerting.digest import DigestSummary
 from alerting.errors import TransientDeliveryError
+from alerting.notification import Notification
 from alerting.notifiers.recording import RecordingNotifier
 from schemas.alerts import Alert
 from tests.unit.alerting.factories import T0, at, threshold_alert
@@ -146,3 +147,23 @@ async def test_unreadable_shared_log_falls_back_to_the_local_log() -> None:
     await worker.d.submit(alert, at(0))
     await worker.d.tick(at(0))
     assert worker.keys() == [key(alert)]
+
+
+async def test_a_notification_spanning_partitions_is_shared_per_partition() -> None:
+    shared = MemorySharedLog(PARTITIONS)
+    north, south = threshold_alert(budget=budget_on(0)), threshold_alert(budget=budget_on(1))
+    ledger = Ledger(MemoryDeliveryLog(), shared)
+    for a in (north, south):
+        assert await ledger.accept(a, at(0))
+    n = Notification("a", "g", at(1), (north, south))
+    await ledger.mark_sent(n, at(1))
+    for partition, alert in ((0, north), (1, south)):
+        entries = await shared.read({partition})
+        assert [(e["t"], e.get("keys")) for e in entries] == [
+            ("accepted", None),
+            ("sent", [key(alert)]),
+        ]
+        assert [k for k, _ in shared.records[partition]] == [
+            f"accepted:{alert.alert_id}:firing".encode(),
+            f"sent:a:{n.notification_id}".encode(),
+        ]
