@@ -37,6 +37,7 @@ from typing import Any
 
 from clickhouse_connect.driver import Client
 from clickhouse_connect.driver.insert import InsertContext
+from tenacity import AsyncRetrying, RetryCallState, retry_if_exception, wait_exponential
 
 from sinks.batching import BatchingSink, DeadLetter, DeadLetterHook
 from sinks.errors import (
@@ -138,15 +139,11 @@ class ClickHouseSink(BatchingSink):
         rows, rejected = self._drop_expired(self._drop_repeats(batch))
         # Work stack of row slices; a data error replaces a slice by its two halves.
         stack: list[list[Row]] = [rows] if rows else []
-        attempt = 0
         started = time.monotonic()
         while stack:
             piece = stack[-1]
             try:
-                if self._key_index is not None:
-                    piece = await asyncio.to_thread(self._without_existing, piece)
-                if piece:
-                    await asyncio.to_thread(self._insert, piece)
+                piece = await self._write_retrying(piece, started)
             except Exception as exc:
                 kind = classify(exc)
                 if kind == DATA:
@@ -159,34 +156,60 @@ class ClickHouseSink(BatchingSink):
                         stack.append(piece[:mid])
                     continue
                 pending = [r for part in stack for r in part] + [d.row for d in rejected]
-                if kind != TRANSIENT:
-                    raise SinkFatalError(
-                        f"{self.name}: {type(exc).__name__}: {exc}", pending=pending
-                    ) from exc
-                attempt += 1
-                self.stats.retries += 1
-                self._record_transient(exc)
-                elapsed = time.monotonic() - started
-                if self.retry_deadline_s and elapsed >= self.retry_deadline_s:
+                if kind == TRANSIENT:  # the retry deadline has passed
+                    elapsed = time.monotonic() - started
                     raise SinkUnavailableError(
                         f"{self.name}: ClickHouse unavailable for {elapsed:.1f}s: {exc}",
                         pending=pending,
                     ) from exc
-                delay = min(self.retry_max_s, self.retry_initial_s * 2 ** (attempt - 1))
-                log.warning(
-                    "%s: transient error (attempt %d, retry in %.2fs): %s",
-                    self.name,
-                    attempt,
-                    delay,
-                    exc,
-                )
-                await self._sleep(delay)
-                continue
+                raise SinkFatalError(
+                    f"{self.name}: {type(exc).__name__}: {exc}", pending=pending
+                ) from exc
             stack.pop()
-            attempt = 0
             self.stats.rows_written += len(piece)
             self._remember(piece)
         return rejected
+
+    async def _write_retrying(self, piece: list[Row], started: float) -> list[Row]:
+        """Write ``piece`` (minus rows already in the table); transient errors are retried
+        with capped exponential backoff until ``retry_deadline_s`` after ``started`` (for ever
+        when 0). Returns the rows written; raises the last error otherwise."""
+
+        def past_deadline(_: RetryCallState) -> bool:
+            deadline = self.retry_deadline_s
+            return bool(deadline) and time.monotonic() - started >= deadline
+
+        retrying = AsyncRetrying(
+            retry=retry_if_exception(lambda exc: classify(exc) == TRANSIENT),
+            wait=wait_exponential(multiplier=self.retry_initial_s, max=self.retry_max_s),
+            stop=past_deadline,
+            sleep=self._sleep,
+            after=self._count_transient,
+            before_sleep=self._log_retry,
+            reraise=True,
+        )
+        async for attempt in retrying:
+            with attempt:
+                if self._key_index is not None:
+                    piece = await asyncio.to_thread(self._without_existing, piece)
+                if piece:
+                    await asyncio.to_thread(self._insert, piece)
+        return piece
+
+    def _count_transient(self, state: RetryCallState) -> None:
+        self.stats.retries += 1
+        exc = state.outcome.exception() if state.outcome else None
+        if exc is not None:
+            self.stats.last_error = f"{type(exc).__name__}: {exc}"[:500]
+
+    def _log_retry(self, state: RetryCallState) -> None:
+        log.warning(
+            "%s: transient error (attempt %d, retry in %.2fs): %s",
+            self.name,
+            state.attempt_number,
+            state.next_action.sleep if state.next_action else 0.0,
+            state.outcome.exception() if state.outcome else None,
+        )
 
     async def on_close(self) -> None:
         self._ctx = None  # the client belongs to the caller; it closes it
@@ -277,9 +300,6 @@ class ClickHouseSink(BatchingSink):
             self._recent[row[self._key_index]] = None
         while len(self._recent) > self._recent_max:
             self._recent.popitem(last=False)
-
-    def _record_transient(self, exc: Exception) -> None:
-        self.stats.last_error = f"{type(exc).__name__}: {exc}"[:500]
 
     def _dead_letter(self, row: Row, exc: Exception) -> DeadLetter:
         code = error_code(exc)

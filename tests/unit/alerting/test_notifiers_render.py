@@ -11,6 +11,7 @@ from alerting.notifiers.console import ConsoleNotifier
 from alerting.notifiers.webhook import payload
 from alerting.render.email import subject
 from alerting.render.slack import render_notification
+from alerting.render.text import contributor_line, format_money
 from tests.unit.alerting.factories import T0, at, resolved, spike_alert, threshold_alert
 
 
@@ -84,8 +85,6 @@ def test_notification_id_is_deterministic() -> None:
 
 
 def test_contributor_money_reads_as_the_figures_do() -> None:
-    from alerting.render.text import contributor_line, format_money
-
     assert contributor_line("service", "checkout", 1_200_000_000, "0.62") == (
         "service checkout: $1.20 (62%)"
     )
