@@ -29,7 +29,6 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-import uuid
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Sequence
 from datetime import UTC, datetime, timedelta
@@ -48,6 +47,7 @@ from sinks.errors import (
     classify,
     error_code,
 )
+from sinks.identifiers import check_identifier, quote_identifier
 from sinks.rows import Row, TableSpec
 from sinks.settings import ClickHouseSettings
 
@@ -89,6 +89,10 @@ class ClickHouseSink(BatchingSink):
             on_dead_letter=on_dead_letter,
         )
         self.client = client
+        # Names go into SQL text (the "already written?" lookup): refuse anything but plain ones.
+        for name in (table, dedupe_column, prune_column):
+            if name is not None:
+                check_identifier(name)
         self.table = table
         self.columns = tuple(columns)
         self.retry_initial_s = retry_initial_s
@@ -235,19 +239,22 @@ class ClickHouseSink(BatchingSink):
 
     def _without_existing(self, rows: list[Row]) -> list[Row]:
         """``rows`` minus those whose dedupe key is already in the table."""
-        assert self._key_index is not None
+        assert self._key_index is not None and self.dedupe_column is not None
+        column = quote_identifier(self.dedupe_column)
         existing: set[Any] = set()
-        # Chunked: the key list is inlined in the SQL, which ClickHouse caps (max_query_size).
+        # Chunked: clickhouse-connect writes the bound key list into the SQL text, which
+        # ClickHouse caps (max_query_size).
         for start in range(0, len(rows), LOOKUP_CHUNK):
             chunk = rows[start : start + LOOKUP_CHUNK]
-            keys = ", ".join(_literal(r[self._key_index]) for r in chunk)
-            where = f"`{self.dedupe_column}` IN ({keys})"
-            if self._prune_index is not None:
+            params: dict[str, Any] = {"keys": tuple(r[self._key_index] for r in chunk)}
+            where = f"{column} IN %(keys)s"
+            if self._prune_index is not None and self.prune_column is not None:
                 stamps = [r[self._prune_index] for r in chunk]
-                low, high = _literal(min(stamps)), _literal(max(stamps))
-                where += f" AND `{self.prune_column}` BETWEEN {low} AND {high}"
+                low, high = _bound("low", min(stamps), params), _bound("high", max(stamps), params)
+                where += f" AND {quote_identifier(self.prune_column)} BETWEEN {low} AND {high}"
             result = self.client.query(
-                f"SELECT DISTINCT `{self.dedupe_column}` FROM `{self.table}` WHERE {where}"
+                f"SELECT DISTINCT {column} FROM {quote_identifier(self.table)} WHERE {where}",
+                parameters=params,
             )
             existing.update(row[0] for row in result.result_rows)
         if not existing:
@@ -310,16 +317,11 @@ class ClickHouseSink(BatchingSink):
         return DeadLetter(self.table, self.columns, row, INSERT_REFUSED, reason)
 
 
-def _literal(value: Any) -> str:
-    """A SQL literal for a dedupe key or prune bound (UUID, str, int, aware datetime)."""
-    if isinstance(value, uuid.UUID):
-        return f"'{value}'"
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, int):
-        return str(value)
+def _bound(name: str, value: Any, params: dict[str, Any]) -> str:
+    """Bind a prune bound as ``%(name)s``; an aware datetime exactly to the microsecond (as a
+    UTC ``DateTime64(6)``: clickhouse-connect's own datetime literal drops the fraction)."""
     if isinstance(value, datetime):
-        stamp = value.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S.%f")
-        return f"toDateTime64('{stamp}', 6, 'UTC')"
-    text = str(value).replace("\\", "\\\\").replace("'", "\\'")
-    return f"'{text}'"
+        params[name] = value.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S.%f")
+        return f"toDateTime64(%({name})s, 6, 'UTC')"
+    params[name] = value
+    return f"%({name})s"
