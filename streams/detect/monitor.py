@@ -28,11 +28,17 @@ from streams.detect import history as H
 from streams.detect import lifecycle, warm
 from streams.detect.baseline import MIX, REQUESTS, SPEND
 from streams.detect.bucket import MinuteBucket, minute_index
-from streams.detect.robust import MAD_TO_SIGMA, margin_threshold, robust_stats, score_of
+from streams.detect.robust import (
+    MAD_TO_SIGMA,
+    HeldRange,
+    margin_threshold,
+    robust_stats,
+    score_of,
+)
 from streams.detect.rules.cause import likely_cause
 from streams.detect.rules.error_rate import error_margin
 from streams.detect.rules.shift import shift_margins
-from streams.detect.rules.spike import cold_margin, spike_margin
+from streams.detect.rules.spike import cold_margin, reading_drop_margin, spike_margin
 from streams.detect.rules.surge import surge_margin
 from streams.detect.rules.traffic import is_traffic_drop
 from streams.detect.settings import MINUTES_PER_DAY, DetectSettings
@@ -379,7 +385,7 @@ class SpikeMonitor:
         tail = self._tail_ratio(st, m)
         spike = spike_margin(
             x, level, scale, spend_level, spend_scale, tail, s, local=local,
-            tail_z=st.tail_z[0], top=st.range[1],
+            tail_z=st.tail_z[0], held=st.range,
         )  # fmt: skip
         margin, span = spike.margin, 1
         if self._layout.rows > MIX and not ring.is_excluded(m - 1):
@@ -396,16 +402,27 @@ class SpikeMonitor:
             if m_pair >= self._threshold and m_pair > margin:
                 margin, span = m_pair, 2
         fall, recent = 0.0, math.nan
+        if st.range is not None:
+            # A reading without a money unit may fail either way: one reading below the range
+            # the series kept is news (a speed, a CPU), where one quiet minute of spend is not.
+            if ctx.warm_up and local != local:
+                local = self._local_level(st, m)
+            fall = reading_drop_margin(
+                spend, base.low[SPEND], spend_scale, s, tail_z=st.tail_z[1], local=local,
+                held=st.range,
+            )  # fmt: skip
+            if fall > 0:
+                recent = spend
         if s.shift_min and not ctx.warm_up:
             last = [ring.value(SPEND, k) for k in range(m - s.shift_min + 1, m + 1)]
-            rise, fall = shift_margins(
+            rise, shift_fall = shift_margins(
                 last, spend_level, base.low[SPEND], spend_scale, s, tail_z=st.tail_z,
-                bounds=st.range,
+                held=st.range,
             )  # fmt: skip
             if rise > margin:
                 margin, span = rise, 1
-            if fall:
-                recent = _median(last)
+            if shift_fall > fall:
+                fall, recent = shift_fall, _median(last)
         return _Spend(margin, span, fall, recent, likely_cause(spike.mix, x, level, s), math.nan)
 
     def _advance(
@@ -515,11 +532,7 @@ class SpikeMonitor:
                 if opened:
                     ok &= minutes < min(opened)
                 if ok.sum() >= TAIL_MIN_POINTS:
-                    kept = held[ok]
-                    st.range = (
-                        _quantile(kept, 1.0 - RANGE_QUANTILE),
-                        _quantile(kept, RANGE_QUANTILE),
-                    )
+                    st.range = HeldRange(held[ok], 1.0 - RANGE_QUANTILE)
         return st.tail_ratio
 
     def _active_level(
