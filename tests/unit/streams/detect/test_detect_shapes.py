@@ -194,6 +194,23 @@ def test_a_reading_that_falls_is_an_anomaly_for_a_gauge() -> None:
     assert [(e.direction, e.first) for e in spend.episodes] == [("drop", 4 * 288 + 102)]
 
 
+def test_one_low_reading_of_a_gauge_scores_but_does_not_page() -> None:
+    # the gauge above, with a single reading of 5 on day 5: anomalous (score >= 0.5), the
+    # lowest reading of five days, but one step does not confirm an episode
+    values: list[Decimal | None] = [Decimal(40 + k % 3) for k in range(5 * 288)]
+    dip = 4 * 288 + 100
+    values[dip] = Decimal(5)
+    grid = Grid(300, T0, values, list(range(len(values))), 0)
+    result = detect_grid(grid, kind="gauge")
+    assert result.episodes == []
+    assert sum(result.alerts) == 0
+    assert result.scores[dip] >= 0.5
+    assert [k for k, v in enumerate(result.scores) if v >= 0.5 and k >= 3 * 288] == [dip]
+    # read as spend, one quiet step is not anomalous
+    spend = detect_grid(grid, kind="spend")
+    assert spend.scores[dip] < 0.5 and spend.episodes == []
+
+
 def test_a_spend_drop_open_at_a_restart_resolves_under_its_own_id() -> None:
     start = 3 * DAY + 600
     buckets = calls_on(4, {m: "0.30" for m in range(start, start + 30)})
