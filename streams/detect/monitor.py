@@ -130,15 +130,19 @@ class SpikeMonitor:
         period_min: int = MINUTES_PER_DAY,
         spend_only: bool = False,
         keep_min: int = 0,
+        readings: bool = False,
     ) -> None:
         """``period_min`` is the seasonal period in steps (a day of minutes in the stream; the
         offline backtest passes a day of rows); ``0`` turns the time-of-day baseline off.
         ``spend_only``: the series carries spend alone (the offline backtest), so the call,
         token and model-mix rules have nothing to read. ``keep_min``: hold at least this many
         steps of history (the offline backtest holds four weeks: the range rule of series
-        without a money unit reads all of it; nothing else looks further back)."""
+        without a money unit reads all of it; nothing else looks further back). ``readings``:
+        the values are readings (a gauge), not amounts: the noise scale is the MAD's alone
+        (no right-skew allowance; see :func:`streams.detect.baseline.compute`)."""
         self.settings = s = settings or DetectSettings()
         self.stats = MonitorStats()
+        self._readings = readings
         self._services: dict[str, ServiceState] = {}
         self._day = period_min
         self._threshold = margin_threshold(s.sensitivity)
@@ -342,6 +346,7 @@ class SpikeMonitor:
             season_min_points=self._season_min_points,
             week_min_points=self._week_min_points,
             scale_floor_ratio=s.scale_floor_ratio,
+            upper_tail=not self._readings,
         )
         level, scale = base.level, base.scale
         # The share of calls on expensive models is binomial: never less noisy than that.
