@@ -148,6 +148,10 @@ class SpikeMonitor:
         self._threshold = margin_threshold(s.sensitivity)
         h = s.seasonal_halfwidth_min
         peak_len = period_min or MINUTES_PER_DAY
+        # The tails are 99th percentiles over the past day: 1,440 points of one-minute steps.
+        # A coarser series reads the past week instead (2,016 five-minute steps), or a single
+        # day would leave it two or three points past its 99th percentile.
+        tail_len = peak_len if peak_len >= MINUTES_PER_DAY else 7 * peak_len
         spread = range(-h, h + 1)
         seasons: dict[str, list[int]] = {}
         self._week = 7 * period_min if period_min and s.seasonal_weeks else 0
@@ -173,7 +177,7 @@ class SpikeMonitor:
             capacity=capacity,
             window=s.window_min,
             seasons=seasons,
-            resid_capacity=peak_len + 1,
+            resid_capacity=tail_len + 1,
             keep=max(s.confirm_min, s.drop_min) + 1,
         )
         self._capacity = capacity
@@ -181,6 +185,7 @@ class SpikeMonitor:
         self._season_min_points = max(1, s.seasonal_min_days * len(spread) // 2)
         self._week_min_points = max(1, len(spread) // 2)
         self._peak = np.arange(-peak_len, 0, dtype=np.int64)
+        self._tail_span = np.arange(-tail_len, 0, dtype=np.int64)
         # Silent gaps longer than this are bulk-filled: by then every episode is settled.
         self._gap_eval = max(s.confirm_min, s.drop_min, s.resolve_min) + 2
 
@@ -506,11 +511,12 @@ class SpikeMonitor:
         return _median(vals)
 
     def _tail_ratio(self, st: ServiceState, m: int) -> float:
-        """The 99th percentile of normal minutes' spend / baseline over the past day (cached
+        """The 99th percentile of normal minutes' spend / baseline over the past day (a week
+        for a series coarser than a minute; cached
         for ``TAIL_EVERY_MIN`` minutes); ``NaN`` until ``TAIL_MIN_POINTS`` ratios exist."""
         if m - st.tail_at >= TAIL_EVERY_MIN:
             st.tail_at = m
-            vals, excluded = st.resid.take(m + self._peak)
+            vals, excluded = st.resid.take(m + self._tail_span)
             row = vals[0][~excluded[0] & ~np.isnan(vals[0])]
             if row.size >= TAIL_MIN_POINTS:
                 st.tail_ratio = _quantile(row, TAIL_QUANTILE)
@@ -523,7 +529,7 @@ class SpikeMonitor:
                 # often they were alerted on. Only the episode still open stays out.
                 opened = [e.start for e in (st.spike, st.fall) if e.start is not None]
                 if opened:
-                    keep &= (m + self._peak) < min(opened)
+                    keep &= (m + self._tail_span) < min(opened)
             z = vals[1][keep]
             if z.size >= TAIL_MIN_POINTS:
                 st.tail_z = (_quantile(z, TAIL_QUANTILE), -_quantile(z, 1.0 - TAIL_QUANTILE))
