@@ -2,8 +2,8 @@
 
     .venv/bin/python -m bench.detect_quality.real [--nab DIR] [--verbose]
 
-The 45 real series of NAB v1.1 (``realAWSCloudwatch``, ``realAdExchange``,
-``realKnownCause``, ``realTraffic``, ``realTweets``; 364k rows; server metrics, ad-exchange
+The 47 real series of NAB (``realAWSCloudwatch``, ``realAdExchange``,
+``realKnownCause``, ``realTraffic``, ``realTweets``; 321k rows; server metrics, ad-exchange
 prices, taxi demand, road sensors, tweet volumes) with their labelled anomaly windows
 (``labels/combined_windows.json``). MIT licence (``LICENSE.txt`` of the NAB repository,
 Numenta 2014-2024). Not shipped with spendwatch: get it with
@@ -21,6 +21,10 @@ recall (``measures.py``):
   fired, ``sensitivity = 0.5``), the reference's ``|z| >= 3``;
 * *best threshold*: NAB's own protocol -- one threshold per detector on the graded score,
   the one that scores best over the whole corpus.
+
+Every figure is also given for two halves: the files of odd index (the half the detector's
+changes were chosen on) and those of even index (held out), plus the held-out half scored at
+the threshold that was best on the tune half.
 """
 
 from __future__ import annotations
