@@ -412,9 +412,9 @@ class SpikeMonitor:
             if m_pair >= self._threshold and m_pair > margin:
                 margin, span = m_pair, 2
         fall, recent = 0.0, math.nan
-        if st.range is not None:
-            # A reading without a money unit may fail either way: one reading below the range
-            # the series kept is news (a speed, a CPU), where one quiet minute of spend is not.
+        if st.range is not None and self._readings:
+            # A reading may fail either way: one reading below the range the series kept is
+            # news (a speed, a CPU), where one quiet minute of spend or calls is not.
             if ctx.warm_up and local != local:
                 local = self._local_level(st, m)
             fall = reading_drop_margin(

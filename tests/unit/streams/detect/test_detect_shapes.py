@@ -11,7 +11,7 @@ import pytest
 
 from schemas.alerts import Alert, alert_id_for
 from streams.detect import DetectSettings, MinuteBucket, SpikeMonitor
-from streams.detect.exports import Grid
+from streams.detect.exports import Grid, Kind
 from streams.detect.offline import detect_grid
 from streams.detect.rules.shift import shift_margins
 from tests.unit.streams.detect.helpers_detect import at, bucket
@@ -206,9 +206,11 @@ def test_one_low_reading_of_a_gauge_scores_but_does_not_page() -> None:
     assert sum(result.alerts) == 0
     assert result.scores[dip] >= 0.5
     assert [k for k, v in enumerate(result.scores) if v >= 0.5 and k >= 3 * 288] == [dip]
-    # read as spend, one quiet step is not anomalous
-    spend = detect_grid(grid, kind="spend")
-    assert spend.scores[dip] < 0.5 and spend.episodes == []
+    # read as spend or as a count of calls, one quiet step is not anomalous
+    amount_kinds: tuple[Kind, ...] = ("spend", "count")
+    for kind in amount_kinds:
+        amounts = detect_grid(grid, kind=kind)
+        assert amounts.scores[dip] < 0.5 and amounts.episodes == []
 
 
 def test_a_spend_drop_open_at_a_restart_resolves_under_its_own_id() -> None:
