@@ -104,7 +104,9 @@ def detect_grid(
     """
     s, period = settings_for(settings or DetectSettings(), grid.step_s, kind, min_delta)
     keep = HISTORY_DAYS * 86400 // grid.step_s
-    monitor = SpikeMonitor(s, period_min=period, spend_only=True, keep_min=keep)
+    monitor = SpikeMonitor(
+        s, period_min=period, spend_only=True, keep_min=keep, readings=kind == "gauge"
+    )
     # Global step numbers: with one-minute steps on whole minutes they are the stream's minute
     # indexes, so alert ids match what the worker would send for the same minutes.
     base = round(grid.start.timestamp() / grid.step_s)
