@@ -25,6 +25,7 @@ from clickhouse_connect.driver import Client
 from clickhouse_connect.driver.exceptions import ProgrammingError
 
 from sinks.errors import ChdbPathLockedError
+from sinks.identifiers import quote_identifier
 from sinks.settings import ClickHouseSettings
 
 log = logging.getLogger(__name__)
@@ -78,7 +79,7 @@ def make_client(
         )
     try:
         if create_database:
-            client.command(f"CREATE DATABASE IF NOT EXISTS `{settings.database}`")
+            client.command(f"CREATE DATABASE IF NOT EXISTS {quote_identifier(settings.database)}")
         client.database = settings.database
         if read_only:
             apply_read_only(client, chdb=settings.is_chdb, query_timeout_s=settings.query_timeout_s)

@@ -20,6 +20,7 @@ from .errors import InvalidEventError
 
 SCHEMA_VERSION: Final = 1
 TS_KEY: Final = "_ts_ns"
+# The SDK's copy of schemas.events.TOKEN_FIELDS (tests/sdk/test_sdk_parity.py: the same).
 TOKEN_FIELDS: Final = (
     "input_tokens",
     "output_tokens",
