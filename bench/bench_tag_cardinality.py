@@ -2,7 +2,7 @@
 sending the same events with a handful of tag values. Peak RSS of the worker, and whether the
 data stays queryable.
 
-    .venv/bin/python bench/bench_tag_cardinality.py [--events 1000000]
+    .venv/bin/python bench/bench_tag_cardinality.py [--events 1000000] [--detect-off]
 
 Two runs, each on a fresh embedded Tansu broker and a fresh chDB: ``--events`` SDK-shaped
 usage events (the realistic mix of bench_pipeline.py) are produced to the usage topic, then
@@ -84,6 +84,9 @@ def events(n: int, distinct: bool) -> list[tuple[bytes, bytes]]:
     return out
 
 
+DETECT = ""  # --detect-off: "[detect] enabled = false" (to locate what grows)
+
+
 def one_run(n: int, distinct: bool) -> dict[str, Any]:
     payloads = events(n, distinct)
     with tempfile.TemporaryDirectory() as tmp, TansuBroker() as broker:
@@ -91,7 +94,7 @@ def one_run(n: int, distinct: bool) -> dict[str, Any]:
         asyncio.run(produce(broker.bootstrap_servers, payloads))
         del payloads
         text = config(broker.bootstrap_servers, 1, Path(tmp))
-        text = text[: text.index("[[budgets]]")] + BUDGETS
+        text = DETECT + text[: text.index("[[budgets]]")] + BUDGETS
         with running_worker(text, Path(tmp), ready_timeout_s=180) as worker:
             pid = worker.process.pid
             samples: list[int] = []
@@ -133,7 +136,11 @@ def one_run(n: int, distinct: bool) -> dict[str, Any]:
 def main() -> int:
     parser = argparse.ArgumentParser()
     parser.add_argument("--events", type=int, default=1_000_000)
+    parser.add_argument("--detect-off", action="store_true")
     args = parser.parse_args()
+    if args.detect_off:
+        global DETECT
+        DETECT = "[detect]\nenabled = false\n"
     n = args.events
     print(
         f"machine: {platform.platform()}, {os.cpu_count()} CPUs, Python {platform.python_version()}"
