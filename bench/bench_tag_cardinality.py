@@ -2,7 +2,7 @@
 sending the same events with a handful of tag values. Peak RSS of the worker, and whether the
 data stays queryable.
 
-    .venv/bin/python bench/bench_tag_cardinality.py [--events 1000000] [--detect-off]
+    .venv/bin/python bench/bench_tag_cardinality.py [--events N] [--detect-off] [--max-batch N]
 
 Two runs, each on a fresh embedded Tansu broker and a fresh chDB: ``--events`` SDK-shaped
 usage events (the realistic mix of bench_pipeline.py) are produced to the usage topic, then
@@ -85,6 +85,7 @@ def events(n: int, distinct: bool) -> list[tuple[bytes, bytes]]:
 
 
 DETECT = ""  # --detect-off: "[detect] enabled = false" (to locate what grows)
+MAX_BATCH = 0  # --max-batch N: [kafka] max_batch_records (0: the default, 20,000)
 
 
 def one_run(n: int, distinct: bool) -> dict[str, Any]:
@@ -95,6 +96,8 @@ def one_run(n: int, distinct: bool) -> dict[str, Any]:
         del payloads
         text = config(broker.bootstrap_servers, 1, Path(tmp))
         text = DETECT + text[: text.index("[[budgets]]")] + BUDGETS
+        if MAX_BATCH:
+            text = text.replace("[kafka]\n", f"[kafka]\nmax_batch_records = {MAX_BATCH}\n", 1)
         with running_worker(text, Path(tmp), ready_timeout_s=180) as worker:
             pid = worker.process.pid
             samples: list[int] = []
@@ -137,9 +140,11 @@ def main() -> int:
     parser = argparse.ArgumentParser()
     parser.add_argument("--events", type=int, default=1_000_000)
     parser.add_argument("--detect-off", action="store_true")
+    parser.add_argument("--max-batch", type=int, default=0)
     args = parser.parse_args()
+    global DETECT, MAX_BATCH
+    MAX_BATCH = args.max_batch
     if args.detect_off:
-        global DETECT
         DETECT = "[detect]\nenabled = false\n"
     n = args.events
     print(
