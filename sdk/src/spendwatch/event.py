@@ -69,7 +69,7 @@ def new_event_id(random16: bytes | None = None) -> str:
 
 
 def _text(field: str, value: object, max_len: int) -> str:
-    if type(value) is str and 0 < len(value) <= max_len:
+    if type(value) is str and 0 < len(value) <= max_len and value.isascii():
         return value
     return fields.text(field, value, max_len=max_len)
 
@@ -162,7 +162,7 @@ def build(
     if partial:
         event["partial"] = True
     if request_id is not None:
-        if type(request_id) is str and len(request_id) <= 256:
+        if type(request_id) is str and len(request_id) <= 256 and request_id.isascii():
             event["request_id"] = request_id
         else:
             event["request_id"] = fields.text("request_id", request_id, max_len=256, min_len=0)
