@@ -1,5 +1,10 @@
 """The alert dispatcher: policy in, notifications out, exactly once per receiver.
 
+Three parts: the pure policy (``alerting.policy.engine.PolicyState``: alerts and ``now`` ->
+notifications and decisions), the delivery queue (``alerting.queue.DeliveryQueue``: jobs,
+pacing, sends), and this module, which joins them to the delivery ledger (what was accepted
+and sent, durable) and the recorder, and owns the retry / dead-letter / failure-alert rules.
+
 The worker's alerts agent drives it::
 
     dispatcher = AlertDispatcher(settings, notifiers, log, silences, recorder)
@@ -21,6 +26,12 @@ Guarantees:
 - **Nothing lost on restart.** ``submit`` logs each new (alert_id, status) durably before
   returning, so the Kafka offset may be committed right after; on start the dispatcher
   re-queues accepted alerts that are not settled and dead letters that are not delivered.
+- **Several workers as one.** With a ``shared`` log (the group's delivery-log topic) each
+  entry also goes to the shared partition of its alert, and the dispatcher works only for
+  the alert partitions given to :meth:`assign`: it reads a gained partition of the shared log
+  before re-queueing its unsettled alerts, and drops its work for a lost one. A new owner
+  (rebalance, lost state dir) so neither repeats nor loses a notification; a digest or report
+  is checked against the shared log before it is queued (the leader may change on its day).
 - **Retries.** Transient failures (connection, timeout, 5xx, 429) retry with exponential
   backoff; a 429's ``Retry-After`` delays that destination at least that long. Slack (any
   notifier with ``pace_key``/``min_interval_s``) gets at most one message per interval.
@@ -42,20 +53,17 @@ import asyncio
 import logging
 import os
 from collections.abc import Awaitable, Callable, Iterable, Mapping
-from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Final
 
 from alerting.config import AlertingSettings
-from alerting.deliverylog import DeliveryLog, FileDeliveryLog, Ledger
+from alerting.deliverylog import DeliveryLog, FileDeliveryLog, Ledger, SharedLog
 from alerting.digest import DigestSummary
-from alerting.errors import PermanentDeliveryError, TransientDeliveryError
 from alerting.notification import Notification
-from alerting.notifiers.base import Notifier, close_notifier, pace_of
-from alerting.policy.grouping import Group, due_for, group_key
-from alerting.policy.inhibition import inhibited_by
-from alerting.policy.routing import GroupParams, RouteTarget, route_alert
-from alerting.policy.silences import Silence, silenced_by
+from alerting.notifiers.base import Notifier, close_notifier
+from alerting.policy.engine import UNDELIVERABLE, Decision, PolicyState, is_failure_notice
+from alerting.policy.routing import RouteTarget
+from alerting.policy.silences import silenced_by
+from alerting.queue import Attempt, DeliveryQueue, Job
 from alerting.records import AlertRecord, DeliveryRecord, Outcome, Record
 from alerting.report import ReportMessage
 from alerting.silence_store import FileSilenceStore, MemorySilenceStore, SilenceStore
@@ -66,37 +74,7 @@ from schemas.alerts import Alert, alert_id_for
 log = logging.getLogger(__name__)
 
 Recorder = Callable[[Record], Awaitable[object]]
-UNDELIVERABLE: Final = "undeliverable"
-
-
-@dataclass
-class _Job:
-    """A notification on its way to one receiver."""
-
-    notification: Notification
-    next_attempt_at: datetime
-    attempts: int = 0
-    dead: bool = False
-    running: bool = False
-    last_error: str = ""
-
-    @property
-    def receiver(self) -> str:
-        return self.notification.receiver
-
-
-@dataclass
-class _Result:
-    job: _Job
-    error: Exception | None = None
-    transient: bool = True
-    retry_after_s: float | None = None
-
-
-def _is_failure_notice(n: Notification) -> bool:
-    return bool(n.alerts) and all(
-        a.kind == "pipeline" and a.labels.get("reason") == UNDELIVERABLE for a in n.alerts
-    )
+__all__ = ["UNDELIVERABLE", "AlertDispatcher", "Recorder"]
 
 
 class AlertDispatcher:
@@ -105,6 +83,11 @@ class AlertDispatcher:
     ``notifiers`` maps receiver name -> notifier and must cover every configured receiver
     (``ValueError`` otherwise). ``silences`` defaults to an empty in-memory store.
     ``retention_s`` is how long the delivery log remembers deliveries (the replay horizon).
+
+    ``shared``: the group's shared delivery log (``alerting.deliverylog.shared``). With it
+    the dispatcher owns no alert partition until :meth:`assign`: what was accepted and not
+    settled is re-queued by the owner of its partition, which reads that partition of the
+    shared log first, so N workers deliver what one would, once.
     """
 
     def __init__(
@@ -117,30 +100,29 @@ class AlertDispatcher:
         *,
         retention_s: float = 35 * 86400.0,
         send_timeout_s: float = 60.0,
+        shared: SharedLog | None = None,
     ) -> None:
         missing = [r for r in settings.receiver_names if r not in notifiers]
         if missing:
             raise ValueError(f"no notifier for receivers {missing}")
         self.settings = settings
         self.notifiers = dict(notifiers)
-        self.ledger = Ledger(log)
+        self.ledger = Ledger(log, shared)
+        # Alert partitions this dispatcher re-queues and keeps work for; None: all of them.
+        self._owned: set[int] | None = None if shared is None else set()
         self.silences: SilenceStore = silences if silences is not None else MemorySilenceStore()
         self.recorder = recorder
         self.retention_s = retention_s
         self.send_timeout_s = send_timeout_s
         self.recorder_errors = 0
+        self.shared_read_failures = 0
         self._types = {r.name: r.type for r in settings.receivers}
-        self._groups: dict[str, Group] = {}
-        self._active: dict[str, Alert] = {}
-        self._last_seen: dict[str, datetime] = {}
-        self._jobs: list[_Job] = []
-        self._in_flight: dict[str, set[str]] = {}
-        self._pace: dict[str, datetime] = {}
-        self._noted: set[tuple[str, str, str]] = set()
         self._started = False
         self._closed = False
         self._lock = asyncio.Lock()
         self._tick_lock = asyncio.Lock()
+        self.policy = PolicyState(settings)
+        self.queue = DeliveryQueue(self.notifiers, self._lock, send_timeout_s)
 
     @classmethod
     def from_settings(
@@ -150,6 +132,7 @@ class AlertDispatcher:
         state_dir: str | os.PathLike[str] | None = None,
         recorder: Recorder | None = None,
         notifiers: Mapping[str, Notifier] | None = None,
+        shared: SharedLog | None = None,
     ) -> AlertDispatcher:
         """The production wiring: notifiers built from the settings (unless given), the
         fsync'd ``<state_dir>/alert-delivery-log.jsonl`` and ``<state_dir>/silences.json``
@@ -163,6 +146,7 @@ class AlertDispatcher:
             FileDeliveryLog(root / DELIVERY_LOG_FILE),
             FileSilenceStore(root / SILENCES_FILE),
             recorder,
+            shared=shared,
         )
 
     # ------------------------------------------------------------------ public
@@ -175,8 +159,8 @@ class AlertDispatcher:
         self._check_now(now)
         async with self._lock:
             await self._ensure_started(now)
-            targets = self._targets(alert)
-            new = self.ledger.accept(alert, now)
+            targets = self.policy.targets(alert)
+            new = await self.ledger.accept(alert, now)
             if new:
                 muted = silenced_by(alert, self.silences.current(), now)
                 receivers = tuple(t.receiver for t in targets)
@@ -190,13 +174,15 @@ class AlertDispatcher:
         async with self._tick_lock:
             async with self._lock:
                 await self._ensure_started(now)
-                self._expire(now)
-                silences = self.silences.current()
-                due = [k for k, g in self._groups.items() if g.is_due(now)]
-                sources = self._inhibition_sources() if due else []
-                for key in due:
-                    await self._flush(self._groups[key], now, silences, sources)
-            await self._deliver(now)
+                self.policy.expire(now)
+                notifications, decisions = self.policy.flush_due(
+                    now, self.silences.current(), self.ledger, self.queue.in_flight
+                )
+                for decision in decisions:
+                    await self._note(decision, now)
+                for n in notifications:
+                    self.queue.add(n, now)
+            await self.queue.run(now, self._book)
 
     async def send_digest(self, summary: DigestSummary, now: datetime) -> None:
         """Queue the daily digest for every digest receiver (once per receiver and day,
@@ -213,12 +199,8 @@ class AlertDispatcher:
                         kind="digest",
                         digest=summary,
                     )
-                    busy = any(
-                        j.notification.notification_id == n.notification_id for j in self._jobs
-                    )
-                    if not busy and not self.ledger.all_sent(n):
-                        self._jobs.append(_Job(n, next_attempt_at=now))
-            await self._deliver(now)
+                    await self._queue_once(n, now)
+            await self.queue.run(now, self._book)
 
     async def send_report(
         self, report: ReportMessage, receivers: Iterable[str] | None, now: datetime
@@ -243,12 +225,60 @@ class AlertDispatcher:
                         kind="report",
                         report=report,
                     )
-                    busy = any(
-                        j.notification.notification_id == n.notification_id for j in self._jobs
+                    await self._queue_once(n, now)
+            await self.queue.run(now, self._book)
+
+    async def _queue_once(self, n: Notification, now: datetime) -> None:
+        """Queue a digest or report unless it is queued or was sent, by this worker or (from
+        the shared log, read now) another: the leader that sends it may change on its day."""
+        if self.queue.queued(n.notification_id):
+            return
+        partition = self.ledger.partition_of_key(n.group_key)
+        if partition is not None and not self.ledger.all_sent(n):
+            try:
+                await self.ledger.merge({partition})
+            except Exception as exc:
+                self.shared_read_failures += 1
+                log.error("cannot read the shared delivery log for %s: %s", n.group_key, exc)
+        if not self.ledger.all_sent(n):
+            self.queue.add(n, now)
+
+    async def assign(self, partitions: Iterable[int], now: datetime) -> None:
+        """Own exactly ``partitions`` of the alerts topic (called at every rebalance).
+
+        Partitions no longer owned are released (their groups and queued jobs dropped: the
+        new owner re-queues them). For each gained partition the shared log is read first,
+        then its accepted alerts that are not settled and its dead letters are re-queued.
+        Without a shared log this does nothing (one worker owns everything)."""
+        self._check_now(now)
+        wanted = set(partitions)
+        async with self._lock:
+            await self._ensure_started(now)
+            if self._owned is None:
+                return
+            self._release(self._owned - wanted)
+            gained = wanted - self._owned
+            if gained:
+                try:
+                    read = await self.ledger.merge(gained)
+                except Exception as exc:  # broker away: better a repeat than a lost page
+                    self.shared_read_failures += 1
+                    log.error(
+                        "cannot read the shared delivery log of partitions %s (%s): "
+                        "working from this worker's own log",
+                        sorted(gained),
+                        exc,
                     )
-                    if not busy and not self.ledger.all_sent(n):
-                        self._jobs.append(_Job(n, next_attempt_at=now))
-            await self._deliver(now)
+                    read = 0
+                self._owned |= gained
+                self._restore(now, gained)
+                log.info("alert partitions %s gained (%d shared log entries)", sorted(gained), read)
+
+    async def release(self, partitions: Iterable[int]) -> None:
+        """Stop working for ``partitions`` (revoked at a rebalance): see :meth:`assign`."""
+        async with self._lock:
+            if self._owned is not None:
+                self._release(set(partitions) & self._owned)
 
     async def close(self) -> None:
         """Close notifiers and the log. Queued work is not lost: accepted alerts and dead
@@ -263,6 +293,11 @@ class AlertDispatcher:
                 except Exception:  # closing must reach every notifier
                     log.exception("closing notifier %s failed", notifier.name)
             self.ledger.log.close()
+            if self.ledger.shared is not None:
+                try:
+                    await self.ledger.shared.close()
+                except Exception:
+                    log.exception("closing the shared delivery log failed")
 
     # ------------------------------------------------------------- inspection
 
@@ -272,12 +307,17 @@ class AlertDispatcher:
         return tuple(d.notification for d in self.ledger.dead.values())
 
     @property
+    def owned_partitions(self) -> list[int] | None:
+        """The alert partitions this dispatcher works for (None: all, no shared log)."""
+        return None if self._owned is None else sorted(self._owned)
+
+    @property
     def pending_jobs(self) -> int:
-        return len(self._jobs)
+        return len(self.queue.jobs)
 
     @property
     def open_groups(self) -> tuple[str, ...]:
-        return tuple(self._groups)
+        return tuple(self.policy.groups)
 
     # ---------------------------------------------------------------- internals
 
@@ -295,149 +335,73 @@ class AlertDispatcher:
         self._started = True
         self.ledger.load()
         self.ledger.compact(now, self.retention_s)
+        if self._owned is None:
+            self._restore(now, None)
+
+    def _mine(self, alert: Alert, partitions: set[int] | None) -> bool:
+        p = self.ledger.partition_of_alert(alert)
+        return partitions is None or p is None or p in partitions
+
+    def _released(self, alert: Alert, partitions: set[int]) -> bool:
+        return self.ledger.partition_of_alert(alert) in partitions
+
+    def _restore(self, now: datetime, partitions: set[int] | None) -> None:
+        """Re-queue the dead letters and track the recent accepted alerts of ``partitions``
+        (None: all) from the ledger."""
         for dead in self.ledger.dead.values():
             n = dead.notification
+            if self.queue.queued(n.notification_id) or not self._mine(n.alerts[0], partitions):
+                continue
             if n.receiver not in self.notifiers:
                 log.error(
                     "dead letter %s for unknown receiver %s kept", n.notification_id, n.receiver
                 )
                 continue
             # Retried promptly after a restart: the operator may just have fixed the receiver.
-            self._jobs.append(_Job(n, next_attempt_at=now, dead=True))
-            self._in_flight.setdefault(n.receiver, set()).update(n.delivery_keys)
+            self.queue.add(n, now, dead=True)
         horizon = now - timedelta(seconds=self.settings.active_ttl_s)
         latest: dict[str, Alert] = {}
         for (aid, status), acc in sorted(self.ledger.accepted.items(), key=lambda i: i[1].at):
-            if acc.at < horizon:
+            if acc.at < horizon or not self._mine(acc.alert, partitions):
                 continue
             if status == "resolved" or aid not in latest:
                 latest[aid] = acc.alert
         for alert in latest.values():
-            self._track(alert, now, self._targets(alert))
+            self._track(alert, now, self.policy.targets(alert))
 
-    def _targets(self, alert: Alert) -> tuple[RouteTarget, ...]:
-        if alert.kind == "pipeline" and alert.labels.get("reason") == UNDELIVERABLE:
-            failing = alert.labels.get("receiver", "")
-            chosen = self.settings.failure_receivers
-            names = chosen if chosen is not None else self.settings.receiver_names
-            params = GroupParams(
-                ("receiver",),
-                0.0,
-                self.settings.defaults.group_interval_s,
-                self.settings.defaults.repeat_interval_s,
+    def _release(self, partitions: set[int]) -> None:
+        """Forget the groups, active alerts and queued jobs of ``partitions``."""
+        if not partitions or self._owned is None:
+            return
+        self._owned -= partitions
+        self.policy.forget_where(lambda alert: self._released(alert, partitions))
+        self.queue.cancel_where(
+            lambda job: (
+                job.notification.kind == "alerts"
+                and self._released(job.notification.alerts[0], partitions)
             )
-            return tuple(RouteTarget(r, params, "failure") for r in names if r != failing)
-        s = self.settings
-        return route_alert(alert, s.routes, s.escalations, s.default_receivers, s.defaults)
+        )
+        log.info("alert partitions %s released", sorted(partitions))
 
     def _track(self, alert: Alert, now: datetime, targets: Iterable[RouteTarget]) -> None:
-        aid = alert.alert_id
-        if alert.status == "firing" and (aid, "resolved") in self.ledger.accepted:
-            return  # stale replay of an alert that already resolved
-        current = self._active.get(aid)
-        if current is not None and current.status == "resolved" and alert.status == "firing":
-            return
-        self._active[aid] = alert
-        self._last_seen[aid] = now
-        for t in targets:
-            key = group_key(t.receiver, t.params, alert)
-            group = self._groups.get(key)
-            if group is None:
-                group = self._groups[key] = Group.start(key, t.receiver, t.params, now)
-            group.add(alert)
+        resolved_before = (alert.alert_id, "resolved") in self.ledger.accepted
+        self.policy.track(alert, now, targets, resolved_before=resolved_before)
 
-    def _expire(self, now: datetime) -> None:
-        horizon = now - timedelta(seconds=self.settings.active_ttl_s)
-        stale = [aid for aid, seen in self._last_seen.items() if seen < horizon]
-        for aid in stale:
-            self._active.pop(aid, None)
-            self._last_seen.pop(aid, None)
-        if stale:
-            gone = set(stale)
-            self._noted = {m for m in self._noted if m[1].split(":", 1)[0] not in gone}
-            for group in self._groups.values():
-                group.remove(stale)
-            for key in [k for k, g in self._groups.items() if not g.alerts]:
-                del self._groups[key]
-
-    def _inhibition_sources(self) -> list[Alert]:
-        """Firing alerts that match some rule's source side (computed once per tick)."""
-        rules = self.settings.inhibit_rules
-        return [
-            a
-            for a in self._active.values()
-            if a.status == "firing" and any(r.source.matches(a) for r in rules)
-        ]
-
-    async def _flush(
-        self,
-        group: Group,
-        now: datetime,
-        silences: tuple[Silence, ...],
-        sources: list[Alert],
-    ) -> None:
-        receiver = group.receiver
-        in_flight = self._in_flight.setdefault(receiver, set())
-        chosen: list[tuple[Alert, int]] = []
-        settled: list[str] = []
-        for alert in list(group.alerts.values()):
-            due = due_for(
-                alert, receiver, now, group.params.repeat_interval_s, self.ledger, in_flight
-            )
-            if due.decision in ("done", "drop"):
-                settled.append(alert.alert_id)
-                if due.decision == "drop":
-                    await self._note(
-                        alert, receiver, group.key, now, "dropped", "resolved before notified"
-                    )
-                continue
-            if due.decision == "wait":
-                continue
-            source = inhibited_by(alert, sources, self.settings.inhibit_rules)
-            if source is not None:
-                await self._note(alert, receiver, group.key, now, "inhibited", source.alert_id)
-                continue
-            muted = silenced_by(alert, silences, now)
-            if muted:
-                await self._note(alert, receiver, group.key, now, "silenced", ",".join(muted))
-                continue
-            chosen.append((alert, due.seq))
-        group.remove(settled)
-        if chosen:
-            n = Notification(
-                receiver=receiver,
-                group_key=group.key,
-                created_at=now,
-                alerts=tuple(a for a, _ in chosen),
-                seqs=tuple(s for _, s in chosen),
-            )
-            in_flight.update(n.delivery_keys)
-            self._jobs.append(_Job(n, next_attempt_at=now))
-        group.flushed(now)
-        if not group.alerts:
-            del self._groups[group.key]
-
-    async def _note(
-        self, alert: Alert, receiver: str, gkey: str, now: datetime, outcome: Outcome, why: str
-    ) -> None:
-        """Record a policy decision once per (receiver, alert_id:status, outcome)."""
-        mark = (receiver, f"{alert.alert_id}:{alert.status}", outcome)
-        if mark in self._noted:
-            return
-        self._noted.add(mark)
+    async def _note(self, d: Decision, now: datetime) -> None:
+        """Record a policy decision that sent nothing (the policy reports each once)."""
         await self._record(
             DeliveryRecord(
                 notification_id="",
-                receiver=receiver,
-                receiver_type=self._type(receiver),
-                alert_id=alert.alert_id,
-                alert_status=alert.status,
+                receiver=d.receiver,
+                receiver_type=self._type(d.receiver),
+                alert_id=d.alert.alert_id,
+                alert_status=d.alert.status,
                 seq=0,
                 attempt=0,
-                outcome=outcome,
+                outcome=d.outcome,
                 attempted_at=now,
-                group_key=gkey,
-                error=why,
+                group_key=d.group_key,
+                error=d.why,
             )
         )
 
@@ -446,67 +410,14 @@ class AlertDispatcher:
 
     # ----------------------------------------------------------------- delivery
 
-    async def _deliver(self, now: datetime) -> None:
-        """Send every due job. Jobs sharing a destination (pace key, else receiver) go one
-        after another in queue order; different destinations go concurrently."""
-        lanes: dict[str, list[_Job]] = {}
-        async with self._lock:
-            for job in self._jobs:
-                if job.running or job.next_attempt_at > now:
-                    continue
-                pace_key, _ = pace_of(self.notifiers[job.receiver])
-                lanes.setdefault(pace_key or f"receiver:{job.receiver}", []).append(job)
-        if lanes:
-            await asyncio.gather(*(self._run_lane(key, jobs, now) for key, jobs in lanes.items()))
-
-    async def _run_lane(self, lane: str, jobs: list[_Job], now: datetime) -> None:
-        for job in jobs:
-            notifier = self.notifiers[job.receiver]
-            pace_key, min_interval_s = pace_of(notifier)
-            if pace_key is not None:
-                ready_at = self._pace.get(pace_key)
-                if ready_at is not None and ready_at > now:
-                    for later in jobs[jobs.index(job) :]:
-                        later.next_attempt_at = max(later.next_attempt_at, ready_at)
-                    return
-            job.running = True
-            result = await self._attempt(job, notifier)
-            job.running = False
-            ready_at = now
-            if pace_key is not None:
-                # Every request counts against the destination's rate, failed ones too.
-                gap = max(min_interval_s, result.retry_after_s or 0.0)
-                ready_at = max(self._pace.get(pace_key, now), now + timedelta(seconds=gap))
-                self._pace[pace_key] = ready_at
-            async with self._lock:
-                await self._apply(result, now, ready_at)
-            if result.error is not None:
-                return  # the destination is failing: later jobs wait for their own turn
-
-    async def _attempt(self, job: _Job, notifier: Notifier) -> _Result:
-        job.attempts += 1
-        try:
-            await asyncio.wait_for(notifier.send(job.notification), self.send_timeout_s)
-        except TransientDeliveryError as exc:
-            return _Result(job, exc, True, exc.retry_after_s)
-        except PermanentDeliveryError as exc:
-            return _Result(job, exc, False)
-        except TimeoutError as exc:
-            return _Result(job, exc, True)
-        except Exception as exc:  # a notifier bug: retried, then dead-lettered, never lost
-            log.exception("notifier %s raised unexpectedly", notifier.name)
-            return _Result(job, exc, True)
-        return _Result(job)
-
-    async def _apply(self, result: _Result, now: datetime, ready_at: datetime) -> None:
-        """Book the outcome of one attempt; ``ready_at`` is when the destination's pace
-        allows the next request."""
+    async def _book(self, result: Attempt, now: datetime, ready_at: datetime) -> None:
+        """Book the outcome of one attempt (called by the queue under the lock);
+        ``ready_at`` is when the destination's pace allows the next request."""
         job, n = result.job, result.job.notification
         policy = self.settings.retry
         if result.error is None:
-            self.ledger.mark_sent(n, now)
-            self._jobs.remove(job)
-            self._in_flight.get(n.receiver, set()).difference_update(n.delivery_keys)
+            await self.ledger.mark_sent(n, now)
+            self.queue.done(job)
             await self._record_attempt(job, now, "sent")
             if job.dead:
                 await self._resolve_failure(n, now)
@@ -524,14 +435,14 @@ class AlertDispatcher:
             return
         job.dead = True
         job.next_attempt_at = now + timedelta(seconds=policy.dead_letter_retry_s)
-        self.ledger.mark_dead(n, now)
+        await self.ledger.mark_dead(n, now)
         await self._record_attempt(job, now, "dead_letter", error)
         log.error("dead letter for %s after %d attempts: %s", n.receiver, job.attempts, error)
-        if not _is_failure_notice(n):
+        if not is_failure_notice(n):
             await self._raise_failure(job, now, error)
 
     async def _record_attempt(
-        self, job: _Job, now: datetime, outcome: Outcome, error: str = ""
+        self, job: Job, now: datetime, outcome: Outcome, error: str = ""
     ) -> None:
         n = job.notification
         nxt = None if outcome == "sent" else job.next_attempt_at
@@ -584,12 +495,12 @@ class AlertDispatcher:
             figures={"attempts": str(attempts), "alerts": str(len(n.alerts))},
         )
 
-    async def _raise_failure(self, job: _Job, now: datetime, error: str) -> None:
+    async def _raise_failure(self, job: Job, now: datetime, error: str) -> None:
         alert = self._failure_alert(job.notification, now, error, job.attempts)
-        targets = self._targets(alert)
+        targets = self.policy.targets(alert)
         if not targets:
             log.error("no other receiver to tell that %s is undeliverable", job.receiver)
-        if self.ledger.accept(alert, now):
+        if await self.ledger.accept(alert, now):
             receivers = tuple(t.receiver for t in targets)
             await self._record(AlertRecord.of(alert, now, receivers))
         self._track(alert, now, targets)
@@ -611,8 +522,8 @@ class AlertDispatcher:
             labels=dict(a.labels),
             figures=dict(a.figures),
         )
-        targets = self._targets(resolved)
-        if self.ledger.accept(resolved, now):
+        targets = self.policy.targets(resolved)
+        if await self.ledger.accept(resolved, now):
             await self._record(AlertRecord.of(resolved, now, tuple(t.receiver for t in targets)))
         self._track(resolved, now, targets)
 

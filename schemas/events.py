@@ -29,6 +29,11 @@ SCHEMA_VERSION: Final = 1
 MAX_EVENT_BYTES: Final = 16 * 1024
 MAX_TOKENS: Final = 100_000_000
 MAX_TAGS: Final = 32
+# The most one event may cost (or save), in nano-USD: $1,000,000. Money columns are Int64
+# nano-USD, summed per minute and per day by the rollups; with this cap a rollup bucket holds
+# over 9,000 maximal events before it could overflow, and a metered event (quantity up to
+# 1e12 times a unit price) or a supplied cost (up to $1e9) cannot wrap a row's Int64.
+MAX_EVENT_COST_NUSD: Final = 10**15
 
 # Rejection reason codes (the ``reason`` column of the dead-letter table starts with one).
 TOO_LARGE: Final = "too_large"
@@ -38,6 +43,7 @@ SCHEMA: Final = "schema"
 BAD_TIMESTAMP: Final = "bad_timestamp"
 INCONSISTENT: Final = "inconsistent"
 NO_USAGE: Final = "no_usage"
+OUT_OF_RANGE: Final = "out_of_range"
 
 # The event's token fields, OpenTelemetry GenAI meaning: input includes cached, output
 # includes reasoning. The one list every part of the pipeline uses.
@@ -154,6 +160,9 @@ class UsageEvent(msgspec.Struct, forbid_unknown_fields=True, omit_defaults=True,
 
 
 _DECODER: Final = msgspec.json.Decoder(UsageEvent)
+# Re-encodes a decoded event canonically: one value per key, escapes and numbers written as
+# ClickHouse reads them back (the raw bytes may repeat a key or write 0 as -0).
+_ENCODER: Final = msgspec.json.Encoder()
 _UUID_RE: Final = re.compile(UUID_PATTERN)
 _TS_RE: Final = re.compile(TS_PATTERN)
 _SERVICE_RE: Final = re.compile(SERVICE_PATTERN)

@@ -34,3 +34,13 @@ def format_usd(nusd: int, places: int = 2) -> str:
     """Human display, e.g. ``$1,234.57``; never used for arithmetic."""
     q = Decimal(1).scaleb(-places)
     return f"${nusd_to_usd(nusd).quantize(q, rounding=ROUND_HALF_EVEN):,}"
+
+
+def usd_text(nusd: int) -> str:
+    """Exact decimal USD for alert figures: at least two decimals, more when the amount has
+    them (``"12.50"``, ``"0.000123"``); no sign of rounding, never a ``$``."""
+    value = nusd_to_usd(nusd).normalize()
+    exponent = value.as_tuple().exponent
+    if isinstance(exponent, int) and exponent > -2:
+        value = value.quantize(Decimal("0.01"))
+    return format(value, "f")

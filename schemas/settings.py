@@ -35,6 +35,7 @@ from pydantic import (
     ValidationInfo,
 )
 
+from schemas import redact
 from schemas.errors import ConfigError
 from schemas.money import usd_to_nusd
 from schemas.tomlpos import Loc, line_of
@@ -163,12 +164,14 @@ class Secret(SecretStr):
     ``inline``); call :meth:`reveal` at the single place that needs the value.
 
     ``missing`` names the environment variable when an ``env:`` reference was unset: the
-    model holding it decides whether that is an error or disables what needs it."""
+    model holding it decides whether that is an error or disables what needs it. The value is
+    masked in log records once :func:`schemas.redact.install` ran (the worker does)."""
 
     def __init__(self, value: str, source: str = "inline", missing: str | None = None) -> None:
         super().__init__(value)
         self.source = source
         self.missing = missing
+        redact.remember(value)  # masked in every log line from now on
 
     def reveal(self) -> str:
         return self.get_secret_value()

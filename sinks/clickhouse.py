@@ -29,7 +29,6 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-import uuid
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Sequence
 from datetime import UTC, datetime, timedelta
@@ -37,6 +36,7 @@ from typing import Any
 
 from clickhouse_connect.driver import Client
 from clickhouse_connect.driver.insert import InsertContext
+from tenacity import AsyncRetrying, RetryCallState, retry_if_exception, wait_exponential
 
 from sinks.batching import BatchingSink, DeadLetter, DeadLetterHook
 from sinks.errors import (
@@ -47,6 +47,7 @@ from sinks.errors import (
     classify,
     error_code,
 )
+from sinks.identifiers import check_identifier, quote_identifier
 from sinks.rows import Row, TableSpec
 from sinks.settings import ClickHouseSettings
 
@@ -88,6 +89,10 @@ class ClickHouseSink(BatchingSink):
             on_dead_letter=on_dead_letter,
         )
         self.client = client
+        # Names go into SQL text (the "already written?" lookup): refuse anything but plain ones.
+        for name in (table, dedupe_column, prune_column):
+            if name is not None:
+                check_identifier(name)
         self.table = table
         self.columns = tuple(columns)
         self.retry_initial_s = retry_initial_s
@@ -138,15 +143,11 @@ class ClickHouseSink(BatchingSink):
         rows, rejected = self._drop_expired(self._drop_repeats(batch))
         # Work stack of row slices; a data error replaces a slice by its two halves.
         stack: list[list[Row]] = [rows] if rows else []
-        attempt = 0
         started = time.monotonic()
         while stack:
             piece = stack[-1]
             try:
-                if self._key_index is not None:
-                    piece = await asyncio.to_thread(self._without_existing, piece)
-                if piece:
-                    await asyncio.to_thread(self._insert, piece)
+                piece = await self._write_retrying(piece, started)
             except Exception as exc:
                 kind = classify(exc)
                 if kind == DATA:
@@ -159,34 +160,60 @@ class ClickHouseSink(BatchingSink):
                         stack.append(piece[:mid])
                     continue
                 pending = [r for part in stack for r in part] + [d.row for d in rejected]
-                if kind != TRANSIENT:
-                    raise SinkFatalError(
-                        f"{self.name}: {type(exc).__name__}: {exc}", pending=pending
-                    ) from exc
-                attempt += 1
-                self.stats.retries += 1
-                self._record_transient(exc)
-                elapsed = time.monotonic() - started
-                if self.retry_deadline_s and elapsed >= self.retry_deadline_s:
+                if kind == TRANSIENT:  # the retry deadline has passed
+                    elapsed = time.monotonic() - started
                     raise SinkUnavailableError(
                         f"{self.name}: ClickHouse unavailable for {elapsed:.1f}s: {exc}",
                         pending=pending,
                     ) from exc
-                delay = min(self.retry_max_s, self.retry_initial_s * 2 ** (attempt - 1))
-                log.warning(
-                    "%s: transient error (attempt %d, retry in %.2fs): %s",
-                    self.name,
-                    attempt,
-                    delay,
-                    exc,
-                )
-                await self._sleep(delay)
-                continue
+                raise SinkFatalError(
+                    f"{self.name}: {type(exc).__name__}: {exc}", pending=pending
+                ) from exc
             stack.pop()
-            attempt = 0
             self.stats.rows_written += len(piece)
             self._remember(piece)
         return rejected
+
+    async def _write_retrying(self, piece: list[Row], started: float) -> list[Row]:
+        """Write ``piece`` (minus rows already in the table); transient errors are retried
+        with capped exponential backoff until ``retry_deadline_s`` after ``started`` (for ever
+        when 0). Returns the rows written; raises the last error otherwise."""
+
+        def past_deadline(_: RetryCallState) -> bool:
+            deadline = self.retry_deadline_s
+            return bool(deadline) and time.monotonic() - started >= deadline
+
+        retrying = AsyncRetrying(
+            retry=retry_if_exception(lambda exc: classify(exc) == TRANSIENT),
+            wait=wait_exponential(multiplier=self.retry_initial_s, max=self.retry_max_s),
+            stop=past_deadline,
+            sleep=self._sleep,
+            after=self._count_transient,
+            before_sleep=self._log_retry,
+            reraise=True,
+        )
+        async for attempt in retrying:
+            with attempt:
+                if self._key_index is not None:
+                    piece = await asyncio.to_thread(self._without_existing, piece)
+                if piece:
+                    await asyncio.to_thread(self._insert, piece)
+        return piece
+
+    def _count_transient(self, state: RetryCallState) -> None:
+        self.stats.retries += 1
+        exc = state.outcome.exception() if state.outcome else None
+        if exc is not None:
+            self.stats.last_error = f"{type(exc).__name__}: {exc}"[:500]
+
+    def _log_retry(self, state: RetryCallState) -> None:
+        log.warning(
+            "%s: transient error (attempt %d, retry in %.2fs): %s",
+            self.name,
+            state.attempt_number,
+            state.next_action.sleep if state.next_action else 0.0,
+            state.outcome.exception() if state.outcome else None,
+        )
 
     async def on_close(self) -> None:
         self._ctx = None  # the client belongs to the caller; it closes it
@@ -212,19 +239,22 @@ class ClickHouseSink(BatchingSink):
 
     def _without_existing(self, rows: list[Row]) -> list[Row]:
         """``rows`` minus those whose dedupe key is already in the table."""
-        assert self._key_index is not None
+        assert self._key_index is not None and self.dedupe_column is not None
+        column = quote_identifier(self.dedupe_column)
         existing: set[Any] = set()
-        # Chunked: the key list is inlined in the SQL, which ClickHouse caps (max_query_size).
+        # Chunked: clickhouse-connect writes the bound key list into the SQL text, which
+        # ClickHouse caps (max_query_size).
         for start in range(0, len(rows), LOOKUP_CHUNK):
             chunk = rows[start : start + LOOKUP_CHUNK]
-            keys = ", ".join(_literal(r[self._key_index]) for r in chunk)
-            where = f"`{self.dedupe_column}` IN ({keys})"
-            if self._prune_index is not None:
+            params: dict[str, Any] = {"keys": tuple(r[self._key_index] for r in chunk)}
+            where = f"{column} IN %(keys)s"
+            if self._prune_index is not None and self.prune_column is not None:
                 stamps = [r[self._prune_index] for r in chunk]
-                low, high = _literal(min(stamps)), _literal(max(stamps))
-                where += f" AND `{self.prune_column}` BETWEEN {low} AND {high}"
+                low, high = _bound("low", min(stamps), params), _bound("high", max(stamps), params)
+                where += f" AND {quote_identifier(self.prune_column)} BETWEEN {low} AND {high}"
             result = self.client.query(
-                f"SELECT DISTINCT `{self.dedupe_column}` FROM `{self.table}` WHERE {where}"
+                f"SELECT DISTINCT {column} FROM {quote_identifier(self.table)} WHERE {where}",
+                parameters=params,
             )
             existing.update(row[0] for row in result.result_rows)
         if not existing:
@@ -278,9 +308,6 @@ class ClickHouseSink(BatchingSink):
         while len(self._recent) > self._recent_max:
             self._recent.popitem(last=False)
 
-    def _record_transient(self, exc: Exception) -> None:
-        self.stats.last_error = f"{type(exc).__name__}: {exc}"[:500]
-
     def _dead_letter(self, row: Row, exc: Exception) -> DeadLetter:
         code = error_code(exc)
         name = getattr(exc, "name", None)
@@ -290,16 +317,11 @@ class ClickHouseSink(BatchingSink):
         return DeadLetter(self.table, self.columns, row, INSERT_REFUSED, reason)
 
 
-def _literal(value: Any) -> str:
-    """A SQL literal for a dedupe key or prune bound (UUID, str, int, aware datetime)."""
-    if isinstance(value, uuid.UUID):
-        return f"'{value}'"
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, int):
-        return str(value)
+def _bound(name: str, value: Any, params: dict[str, Any]) -> str:
+    """Bind a prune bound as ``%(name)s``; an aware datetime exactly to the microsecond (as a
+    UTC ``DateTime64(6)``: clickhouse-connect's own datetime literal drops the fraction)."""
     if isinstance(value, datetime):
-        stamp = value.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S.%f")
-        return f"toDateTime64('{stamp}', 6, 'UTC')"
-    text = str(value).replace("\\", "\\\\").replace("'", "\\'")
-    return f"'{text}'"
+        params[name] = value.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S.%f")
+        return f"toDateTime64(%({name})s, 6, 'UTC')"
+    params[name] = value
+    return f"%({name})s"

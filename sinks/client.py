@@ -17,7 +17,7 @@ chDB facts this module relies on (measured with chdb 4.4 / clickhouse-connect 1.
 from __future__ import annotations
 
 import logging
-from typing import Any
+from typing import Any, Final
 from urllib.parse import urlsplit, urlunsplit
 
 import clickhouse_connect
@@ -25,6 +25,7 @@ from clickhouse_connect.driver import Client
 from clickhouse_connect.driver.exceptions import ProgrammingError
 
 from sinks.errors import ChdbPathLockedError
+from sinks.identifiers import quote_identifier
 from sinks.settings import ClickHouseSettings
 
 log = logging.getLogger(__name__)
@@ -78,7 +79,7 @@ def make_client(
         )
     try:
         if create_database:
-            client.command(f"CREATE DATABASE IF NOT EXISTS `{settings.database}`")
+            client.command(f"CREATE DATABASE IF NOT EXISTS {quote_identifier(settings.database)}")
         client.database = settings.database
         if read_only:
             apply_read_only(client, chdb=settings.is_chdb, query_timeout_s=settings.query_timeout_s)
@@ -89,10 +90,26 @@ def make_client(
     return client
 
 
+# What one ad-hoc query may return (``result_overflow_mode = 'break'``: the answer stops
+# there, and the caller reports it truncated). Without it, ``SELECT * FROM system.numbers``
+# grew the worker - which hosts the SQL endpoint beside the hot path - by gigabytes a second
+# until the query timeout.
+MAX_RESULT_ROWS: Final = 1_000_001
+MAX_RESULT_BYTES: Final = 256 * 1024 * 1024
+RESULT_LIMITS: Final = {
+    "max_result_rows": MAX_RESULT_ROWS,
+    "max_result_bytes": MAX_RESULT_BYTES,
+    "result_overflow_mode": "break",
+}
+
+
 def apply_read_only(client: Client, *, chdb: bool, query_timeout_s: float) -> None:
-    """Make ``client``'s session read-only with deduplicated reads (see :func:`make_client`)."""
+    """Make ``client``'s session read-only with deduplicated reads and bounded answers (see
+    :func:`make_client` and :data:`RESULT_LIMITS`)."""
     client.set_client_setting("final", 1)
     client.set_client_setting("max_execution_time", int(query_timeout_s))
+    for name, value in RESULT_LIMITS.items():
+        client.set_client_setting(name, value)
     # Last: once readonly=1 is set, no other setting may change on this session.
     client.set_client_setting("readonly", 1 if chdb else 2)
 

@@ -35,6 +35,10 @@ log = logging.getLogger(__name__)
 
 MAX_BODY_BYTES: Final = 1024 * 1024
 HARD_MAX_ROWS: Final = 1_000_000
+# ClickHouse codes a write path retries but which, for an ad-hoc query, are the query's own
+# doing: READONLY (it tried to write), TIMEOUT_EXCEEDED, MEMORY_LIMIT_EXCEEDED. A 400, not
+# "ClickHouse unavailable".
+QUERY_FAULT_CODES: Final = frozenset({164, 159, 241})
 _CLIENT: Final = web.AppKey("client", Client)
 _HEALTH: Final = web.AppKey("health", object)
 _SEMAPHORE: Final = web.AppKey("semaphore", asyncio.Semaphore)
@@ -75,6 +79,8 @@ async def _sql(request: web.Request) -> web.Response:
     except UnicodeDecodeError as exc:
         return _json({"error": f"result is not UTF-8 ({exc}); alias the columns"}, 400)
     except Exception as exc:
+        if error_code(exc) in QUERY_FAULT_CODES:
+            return _json({"error": str(exc), "code": error_code(exc)}, 400)
         if classify(exc) == TRANSIENT:
             log.warning("SQL endpoint: ClickHouse unavailable: %s", exc)
             return _json({"error": f"ClickHouse unavailable: {exc}"}, 503)

@@ -23,6 +23,7 @@ from string import Template
 
 from clickhouse_connect.driver import Client
 
+from sinks.identifiers import quote_identifier
 from sinks.settings import ClickHouseSettings
 
 log = logging.getLogger(__name__)
@@ -60,7 +61,9 @@ class Migration:
         return hashlib.sha256(self.template.encode()).hexdigest()[:16]
 
     def statements(self, database: str, ttl_days: int) -> list[str]:
-        text = Template(self.template).substitute(database=f"`{database}`", ttl_days=ttl_days)
+        text = Template(self.template).substitute(
+            database=quote_identifier(database), ttl_days=ttl_days
+        )
         return split_statements(text)
 
 
@@ -136,14 +139,14 @@ def migrate(client: Client, settings: ClickHouseSettings) -> list[int]:
     (statements are idempotent). Raises :class:`MigrationError` when an applied file was
     edited afterwards (its checksum differs) or a statement fails.
     """
-    db = settings.database
-    client.command(f"CREATE DATABASE IF NOT EXISTS `{db}`")
+    db = quote_identifier(settings.database)
+    client.command(f"CREATE DATABASE IF NOT EXISTS {db}")
     client.command(
-        f"CREATE TABLE IF NOT EXISTS `{db}`.schema_migrations ("
+        f"CREATE TABLE IF NOT EXISTS {db}.schema_migrations ("
         " version UInt32, name String, checksum String, applied_at DateTime64(3, 'UTC')"
         ") ENGINE = ReplacingMergeTree(applied_at) ORDER BY version"
     )
-    rows = client.query(f"SELECT version, checksum FROM `{db}`.schema_migrations FINAL").result_rows
+    rows = client.query(f"SELECT version, checksum FROM {db}.schema_migrations FINAL").result_rows
     applied = {int(v): str(c) for v, c in rows}
     done: list[int] = []
     for mig in load_migrations():
@@ -155,7 +158,7 @@ def migrate(client: Client, settings: ClickHouseSettings) -> list[int]:
                     "file instead of editing an applied one"
                 )
             continue
-        for statement in mig.statements(db, settings.ttl_days):
+        for statement in mig.statements(settings.database, settings.ttl_days):
             try:
                 client.command(statement)
             except Exception as exc:
@@ -163,7 +166,7 @@ def migrate(client: Client, settings: ClickHouseSettings) -> list[int]:
                     f"migration {mig.version:03d}_{mig.name}.sql failed: {exc}"
                 ) from exc
         client.insert(
-            f"`{db}`.schema_migrations",
+            f"{db}.schema_migrations",
             [[mig.version, mig.name, mig.checksum, datetime.now(UTC)]],
             column_names=["version", "name", "checksum", "applied_at"],
         )
@@ -192,7 +195,8 @@ def _apply_ttl(client: Client, settings: ClickHouseSettings) -> None:
         if engine is None or wanted in engine:
             continue
         client.command(
-            f"ALTER TABLE `{db}`.`{table}` MODIFY TTL {expr} + {wanted}",
+            f"ALTER TABLE {quote_identifier(db)}.{quote_identifier(table)} "
+            f"MODIFY TTL {expr} + {wanted}",
             settings={"materialize_ttl_after_modify": 0},
         )
         log.info("set TTL of %s to %d days", table, settings.ttl_days)
@@ -205,7 +209,7 @@ def rebuild_rollups(client: Client, settings: ClickHouseSettings) -> None:
     ``002_rollups.sql``). Run it while no worker writes: rows inserted during the rebuild may
     be counted twice or not at all.
     """
-    db = f"`{settings.database}`"
+    db = quote_identifier(settings.database)
     for table in ROLLUP_TABLES:
         mv = f"{table}_mv"
         select = client.query(
@@ -217,5 +221,5 @@ def rebuild_rollups(client: Client, settings: ClickHouseSettings) -> None:
             raise MigrationError(f"materialized view {mv} is missing; run migrate() first")
         body = str(select[0][0])
         # The view reads usage_events as inserted; the rebuild must read it deduplicated.
-        client.command(f"TRUNCATE TABLE {db}.`{table}`")
-        client.command(f"INSERT INTO {db}.`{table}` {body}", settings={"final": 1})
+        client.command(f"TRUNCATE TABLE {db}.{quote_identifier(table)}")
+        client.command(f"INSERT INTO {db}.{quote_identifier(table)} {body}", settings={"final": 1})

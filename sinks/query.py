@@ -20,7 +20,7 @@ from typing import Any, Final
 
 from clickhouse_connect.driver import Client
 
-from sinks.client import is_read_only
+from sinks.client import RESULT_LIMITS, is_read_only
 from sinks.readonly import check_read_only, strip_trailing_semicolon
 
 DEFAULT_MAX_ROWS: Final = 10_000
@@ -67,7 +67,7 @@ def run_read_only(client: Client, sql: str, *, max_rows: int = DEFAULT_MAX_ROWS)
     """
     check_read_only(sql)
     query = strip_trailing_semicolon(sql)
-    settings = None if is_read_only(client) else {"readonly": 2, "final": 1}
+    settings = None if is_read_only(client) else {"readonly": 2, "final": 1, **RESULT_LIMITS}
     started = time.perf_counter()
     result = client.query(query, settings=settings)
     elapsed_ms = (time.perf_counter() - started) * 1000

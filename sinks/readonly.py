@@ -50,11 +50,44 @@ EXTERNAL_FUNCTIONS: Final = frozenset(
         "hudi",
         "arrowflight",
         "ytsaurus",
+        "merge",  # reads the tables of any database by name, system's too
+    }
+)
+# System tables a user may read; the others show other sessions' queries, stack traces,
+# server paths, users and grants (``system.processes``, ``system.stack_trace``,
+# ``system.disks``...).
+ALLOWED_SYSTEM_TABLES: Final = frozenset(
+    {
+        "one",
+        "numbers",
+        "numbers_mt",
+        "zeros",
+        "zeros_mt",
+        "databases",
+        "tables",
+        "columns",
+        "parts",
+        "functions",
+        "table_functions",
+        "formats",
+        "data_type_families",
+        "time_zones",
+        "settings",
     }
 )
 _WORD_RE: Final = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 _CALL_RE: Final = re.compile(r"\b([A-Za-z_][A-Za-z0-9_]*)\s*\(")
 _OUTFILE_RE: Final = re.compile(r"\bINTO\s+OUTFILE\b", re.IGNORECASE)
+_SETTINGS_RE: Final = re.compile(r"\bSETTINGS\s+[A-Za-z_][A-Za-z0-9_]*\s*=", re.IGNORECASE)
+_SYSTEM_RE: Final = re.compile(r"\bsystem\s*\.\s*([A-Za-z_][A-Za-z0-9_]*)", re.IGNORECASE)
+_SHOW_SYSTEM_RE: Final = re.compile(
+    r"^SHOW\s+(PROCESSLIST|GRANTS|USERS|ROLES|ENABLED\s+ROLES|CURRENT\s+ROLES|QUOTAS?|PROFILES|"
+    r"SETTINGS\s+PROFILES|POLICIES|ROW\s+POLICIES|ACCESS|PRIVILEGES|CLUSTERS?|FILESYSTEM|"
+    r"CREATE\s+(USER|ROLE|QUOTA|PROFILE|SETTINGS\s+PROFILE|POLICY|ROW\s+POLICY))\b",
+    re.IGNORECASE,
+)
+_BARE_IDENTIFIER_RE: Final = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+_HEREDOC_RE: Final = re.compile(r"\$([A-Za-z_][A-Za-z0-9_]*)?\$")
 
 
 class ReadOnlyQueryError(ValueError):
@@ -68,9 +101,13 @@ class ReadOnlyQueryError(ValueError):
 def check_read_only(sql: str) -> None:
     """Raise :class:`ReadOnlyQueryError` unless ``sql`` is one read-only statement.
 
-    Comments (``--``, ``#``, ``/* */``) and string literals are ignored when looking for
-    keywords; one trailing ``;`` is allowed. Rules (``rule`` attribute): ``empty``,
-    ``single_statement``, ``read_only_statement``, ``no_outfile``, ``no_external_access``,
+    Comments (``--``, ``#``, ``/* */``) and string literals (``'...'`` and heredocs
+    ``$tag$...$tag$``) are ignored when looking for keywords; a quoted identifier that is a
+    plain name (`` `file` ``, ``"system"``) counts as that name. One trailing ``;`` is
+    allowed. Rules (``rule`` attribute): ``empty``, ``single_statement``,
+    ``read_only_statement``, ``no_outfile``, ``no_external_access``, ``no_settings`` (a
+    ``SETTINGS`` clause: the session's settings are fixed), ``system_table`` (system tables
+    beyond :data:`ALLOWED_SYSTEM_TABLES`, and the ``SHOW`` forms that read the others),
     ``unterminated``.
     """
     code = _code_only(sql)
@@ -93,6 +130,22 @@ def check_read_only(sql: str) -> None:
         )
     if _OUTFILE_RE.search(body):
         raise ReadOnlyQueryError("no_outfile", "INTO OUTFILE is refused: it writes a file")
+    if _SETTINGS_RE.search(body):
+        raise ReadOnlyQueryError(
+            "no_settings", "a SETTINGS clause is refused: the query session's settings are fixed"
+        )
+    show = _SHOW_SYSTEM_RE.match(body)
+    if show:
+        raise ReadOnlyQueryError(
+            "system_table", f"SHOW {show.group(1).upper()} is refused: it reads server internals"
+        )
+    for table in _SYSTEM_RE.finditer(body):
+        if table.group(1).lower() not in ALLOWED_SYSTEM_TABLES:
+            allowed = ", ".join(sorted(ALLOWED_SYSTEM_TABLES))
+            raise ReadOnlyQueryError(
+                "system_table",
+                f"system.{table.group(1)} is refused; the system tables allowed are {allowed}",
+            )
     for call in _CALL_RE.finditer(body):
         if call.group(1).lower() in EXTERNAL_FUNCTIONS:
             raise ReadOnlyQueryError(
@@ -119,8 +172,22 @@ def _code_only(sql: str) -> str:
             end = _closing_quote(sql, i)
             if end < 0:
                 raise ReadOnlyQueryError("unterminated", f"unterminated {ch} quote")
-            out.append(f"{ch}{ch}" if ch == "'" else f"{ch}q{ch}")
+            inner = sql[i + 1 : end]
+            if ch == "'":
+                out.append("''")
+            elif _BARE_IDENTIFIER_RE.fullmatch(inner):
+                out.append(inner)  # `file`( is file(, "system".x is system.x
+            else:
+                out.append(f"{ch}q{ch}")
             i = end + 1
+        elif ch == "$" and (heredoc := _HEREDOC_RE.match(sql, i)):
+            # A heredoc string $tag$...$tag$: ClickHouse reads it as one literal.
+            tag = heredoc.group(0)
+            end = sql.find(tag, heredoc.end())
+            if end < 0:
+                raise ReadOnlyQueryError("unterminated", f"unterminated {tag} heredoc")
+            out.append("''")
+            i = end + len(tag)
         elif sql.startswith("--", i) or ch == "#":
             end = sql.find("\n", i)
             i = n if end < 0 else end

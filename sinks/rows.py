@@ -18,7 +18,7 @@ from typing import Any, Final
 import orjson
 
 from schemas.alerts import Alert
-from schemas.events import parse_ts
+from schemas.events import TOKEN_FIELDS, parse_ts
 
 Row = tuple[Any, ...]
 
@@ -91,13 +91,6 @@ ALERT_DELIVERY_COLUMNS: Final = (
     "at",
 )
 
-_TOKEN_FIELDS: Final = (
-    "input_tokens",
-    "output_tokens",
-    "cache_read_tokens",
-    "cache_write_tokens",
-    "reasoning_tokens",
-)
 _STRING_FIELDS: Final = (
     "provider",
     "model",
@@ -173,7 +166,7 @@ def usage_row(event: Mapping[str, Any] | Any) -> Row:
         _req_str(data, "operation"),
         status,
         *(_opt_str(data, f) for f in ("provider", "model", "response_model")),
-        *(_int(f, data.get(f) or 0, 0, UINT32_MAX) for f in _TOKEN_FIELDS),
+        *(_int(f, data.get(f) or 0, 0, UINT32_MAX) for f in TOKEN_FIELDS),
         _opt_str(data, "unit"),
         _decimal("quantity", data.get("quantity"), 12),
         _decimal("cost_usd", data.get("cost_usd"), 9),

@@ -39,6 +39,7 @@ from pydantic import (
 from schemas import environment
 from schemas.settings import FieldError, Range, Section, config_error
 from schemas.tomlpos import Loc
+from sinks.identifiers import check_identifier
 
 DSN_ENV: Final = environment.CLICKHOUSE_DSN.name
 DEFAULT_DSN: Final = "chdb:///.spendwatch/chdb"
@@ -68,14 +69,6 @@ def _check_dsn(dsn: str) -> str:
     return dsn
 
 
-def _check_identifier(value: str) -> str:
-    if not value or not (value[0].isalpha() or value[0] == "_"):
-        raise ValueError(f"must be a ClickHouse identifier, got {value!r}")
-    if not all(ch.isalnum() or ch == "_" for ch in value) or not value.isascii():
-        raise ValueError(f"must be letters, digits and _ only, got {value!r}")
-    return value
-
-
 class ClickHouseSettings(Section):
     """Where ClickHouse is and how the sink writes to it (the ``[clickhouse]`` section).
 
@@ -89,7 +82,7 @@ class ClickHouseSettings(Section):
     """
 
     dsn: Annotated[StrictStr, AfterValidator(_check_dsn)] = DEFAULT_DSN
-    database: Annotated[StrictStr, AfterValidator(_check_identifier)] = "spendwatch"
+    database: Annotated[StrictStr, AfterValidator(check_identifier)] = "spendwatch"
     batch_rows: Annotated[StrictInt, Range(1, MAX_BATCH_ROWS)] = 5000
     flush_interval_s: Annotated[StrictFloat, Range(0.001, 3600)] = 1.0
     ttl_days: Annotated[StrictInt, Range(1, 10_000)] = 395  # DateTime ends in 2106

@@ -76,7 +76,9 @@ class Pipeline:
         self.epoch = epoch
         self.partitions = partitions
         self.supervisor = supervisor or Supervisor()
-        self.runtime = Runtime(settings, health=self.health)
+        self.runtime = Runtime(
+            settings, health=self.health, alert_partitions=partitions[topics.ALERTS]
+        )
         self.pricer = Pricer(settings.prices)
         self.detector = DetectStream(settings.detect)
         self.book = LedgerBook(
@@ -161,10 +163,23 @@ class Pipeline:
         timer(30.0, "digest", digest_timer.send_digest, on_leader=True)
         timer(60.0, "reports", lambda p: p.reports.tick(), on_leader=True)
         app.on_partitions_assigned.connect(self._on_assigned)  # type: ignore[arg-type]
+        app.on_partitions_revoked.connect(self._on_revoked)  # type: ignore[arg-type]
         app.on_before_shutdown.connect(self._on_shutdown)  # type: ignore[arg-type]
 
+    async def _on_revoked(self, app: Any, revoked: Any, **kwargs: Any) -> None:
+        """Stop delivering for alert partitions that may move (before the group rejoins)."""
+        self.runtime.alerts_rebalancing()
+        await self.runtime.revoke_alerts(
+            {tp.partition for tp in revoked if tp.topic == topics.ALERTS}
+        )
+
     async def _on_assigned(self, app: Any, assigned: Any, **kwargs: Any) -> None:
-        """Own exactly the budgets whose ``budget-deltas`` partition this worker holds."""
+        """Own exactly the budgets whose ``budget-deltas`` partition this worker holds, and
+        the alerts of the ``alerts`` partitions (the same numbers: co-partitioned)."""
+        self.runtime.alerts_rebalancing()
+        await self.runtime.assign_alerts(
+            {tp.partition for tp in assigned if tp.topic == topics.ALERTS}
+        )
         count = self.partitions[topics.BUDGET_DELTAS]
         mine = {tp.partition for tp in assigned if tp.topic == topics.BUDGET_DELTAS}
         everything = list(range(count))
@@ -252,6 +267,15 @@ class Pipeline:
             "seeded": sorted(book.states),
             "seed_failures": book.seed_failures,
         }
+        dispatcher = self.runtime.dispatcher
+        if dispatcher is not None:
+            body["alerting"] = {
+                "alert_partitions": dispatcher.owned_partitions,
+                "pending_jobs": dispatcher.pending_jobs,
+                "dead_letters": len(dispatcher.dead_letters),
+                "shared_log_write_failures": dispatcher.ledger.share_failures,
+                "shared_log_read_failures": dispatcher.shared_read_failures,
+            }
         body["sinks"] = {
             s.name: {
                 "rows_written": s.stats.rows_written,

@@ -24,7 +24,6 @@ from typing import Annotated, Any, ClassVar, Final
 
 from pydantic import (
     AfterValidator,
-    PlainValidator,
     StrictBool,
     StrictFloat,
     StrictInt,
@@ -35,7 +34,7 @@ from pydantic import (
 from alerting.config import AlertingConfig, AlertingSettings
 from schemas import environment
 from schemas.errors import ConfigError
-from schemas.settings import FieldError, Range, Section, Text, config_error
+from schemas.settings import Range, Section, Text, config_error
 from schemas.tomlpos import Loc, key_lines
 from sinks.settings import ClickHouseSettings
 from streams.budgets.config import BudgetConfigs
@@ -104,17 +103,6 @@ class DemoSettings(Section):
     """``[demo]``: reserved for the demo fleet; no settings yet."""
 
 
-def _detect(value: Any) -> DetectSettings:
-    # [detect] keeps its own validation until it moves to pydantic (issue 13, after the
-    # detector work merges): its ConfigError becomes a location below "detect".
-    if isinstance(value, DetectSettings):
-        return value
-    try:
-        return DetectSettings.from_config(value)
-    except ConfigError as exc:
-        raise FieldError(tuple(exc.field.split(".")[1:]), exc.message) from None
-
-
 class ConfigFile(Section):
     """The whole ``spendwatch.toml`` as written: one model per section."""
 
@@ -126,7 +114,7 @@ class ConfigFile(Section):
     prices: PriceEntries = []
     budgets: BudgetConfigs = []
     alerting: AlertingConfig = AlertingConfig()
-    detect: Annotated[DetectSettings, PlainValidator(_detect)] = DetectSettings()
+    detect: DetectSettings = DetectSettings()
     demo: DemoSettings = DemoSettings()
     # Validated by their own models after the rest (they need worker.http_host and the
     # receivers): streams/console/settings.py, streams/report/settings.py.

@@ -16,6 +16,7 @@ from datetime import UTC, date, datetime
 from typing import Any, TypeVar
 
 from alerting.delivery import AlertDispatcher
+from alerting.deliverylog import TopicDeliveryLog
 from alerting.digest import BudgetLine
 from alerting.records import AlertRecord, DeliveryRecord
 from schemas.alerts import Alert
@@ -38,11 +39,23 @@ class Runtime:
     """ClickHouse sinks, the SQL endpoint and the alert dispatcher of one worker."""
 
     def __init__(
-        self, settings: Settings, health: Callable[[], dict[str, Any]] | None = None
+        self,
+        settings: Settings,
+        health: Callable[[], dict[str, Any]] | None = None,
+        *,
+        alert_partitions: int | None = None,
     ) -> None:
+        """``alert_partitions``: the alerts topic's partition count; with it the dispatcher
+        keeps its delivery log in the shared topic as well (``topics.DELIVERIES``), and owns
+        the alert partitions given to :meth:`assign_alerts`."""
         self.settings = settings
         self.health = health
+        self.alert_partitions = alert_partitions
         self.ready = asyncio.Event()
+        self._owned_alerts: set[int] | None = None
+        # Clear while a rebalance hands alert partitions over: alerts wait for it.
+        self._assigned = asyncio.Event()
+        self._assigned.set()
         self.client: Any = None
         self.query_client: Any = None
         self.deadletter_sink: ClickHouseSink | None = None
@@ -71,11 +84,21 @@ class Runtime:
         self.delivery_sink = sink(rows.ALERT_DELIVERIES)
         for s in self.sinks:
             await s.open()
+        shared = None
+        if self.alert_partitions is not None:
+            from streams import topics
+
+            shared = TopicDeliveryLog(
+                self.settings.kafka.bootstrap_servers, topics.DELIVERIES, self.alert_partitions
+            )
         self.dispatcher = AlertDispatcher.from_settings(
             self.settings.alerting,
             state_dir=self.settings.worker.state_dir,
             recorder=self._record_delivery,
+            shared=shared,
         )
+        if self._owned_alerts is not None:
+            await self.dispatcher.assign(self._owned_alerts, datetime.now(UTC))
         w = self.settings.worker
         # The endpoint gets its own read-only client: queries never queue behind inserts.
         self.query_client = await asyncio.to_thread(make_client, ch, read_only=True)
@@ -121,6 +144,26 @@ class Runtime:
         """Run a blocking read ``fn(query_client, *args)`` in a worker thread."""
         return await asyncio.to_thread(fn, self.query_client, *args, **kwargs)
 
+    def alerts_rebalancing(self) -> None:
+        """A rebalance started: alerts wait until :meth:`assign_alerts` has run."""
+        self._assigned.clear()
+
+    async def revoke_alerts(self, partitions: set[int]) -> None:
+        """Alert partitions taken away at a rebalance: their queued work is dropped."""
+        self._assigned.clear()
+        if self.dispatcher is not None and partitions:
+            await self.dispatcher.release(partitions)
+
+    async def assign_alerts(self, partitions: set[int]) -> None:
+        """The alert partitions this worker owns after a rebalance (see
+        ``AlertDispatcher.assign``); alerts handled meanwhile wait for it."""
+        try:
+            self._owned_alerts = set(partitions)
+            if self.dispatcher is not None:
+                await self.dispatcher.assign(partitions, datetime.now(UTC))
+        finally:
+            self._assigned.set()
+
     async def handle_alerts(
         self, alerts: Sequence[Alert], now: datetime, *, first_copies: bool = False
     ) -> None:
@@ -134,6 +177,7 @@ class Runtime:
         ``first_copies``: the caller knows these are first copies (a ledger's new alerts),
         so ClickHouse is not asked."""
         assert self.alert_sink is not None and self.dispatcher is not None
+        await self._assigned.wait()
         alerts = await self._first_copies(alerts, ask_clickhouse=not first_copies)
         for alert in alerts:
             await self.dispatcher.submit(alert, now)

@@ -17,6 +17,9 @@ BUDGET_STATUS: Final = "spendwatch.budget-status.v1"  # key = budget, BudgetStat
 CONTROL: Final = "spendwatch.control.v1"  # key = budget, operator overrides
 META: Final = "spendwatch.meta.v1"  # the usage epoch (see streams.epoch)
 PRICED: Final = "spendwatch.priced.v1"  # key = service, priced events (optional export)
+# key = one fact (accepted/sent/dead), partitioned like ALERTS: the shared delivery log
+DELIVERIES: Final = "spendwatch.alert-deliveries.v1"
+DELIVERIES_RETENTION_MS: Final = 35 * 86400 * 1000  # the dispatcher's replay horizon
 
 
 @dataclass(frozen=True, slots=True)
@@ -43,6 +46,14 @@ SPECS: Final[tuple[TopicSpec, ...]] = (
     TopicSpec(BUDGET_DELTAS, group="budgets"),
     TopicSpec(CONTROL, group="budgets"),
     TopicSpec(ALERTS, group="budgets"),
+    # The shared delivery log (alerting/deliverylog/topic.py): partition p is read by the
+    # worker that gains alerts partition p. Compaction keeps each fact once; the retention
+    # bounds it (Tansu accepts and ignores both).
+    TopicSpec(
+        DELIVERIES,
+        configs={"cleanup.policy": "compact,delete", "retention.ms": str(DELIVERIES_RETENTION_MS)},
+        group="budgets",
+    ),
     # Only the latest record per budget matters; Tansu accepts and ignores compaction.
     TopicSpec(BUDGET_STATUS, configs=_COMPACT),
     TopicSpec(META, partitions=1, configs={**_COMPACT, "retention.ms": "-1"}),

@@ -21,6 +21,7 @@ import uuid
 from pathlib import Path
 
 import orjson
+from clickhouse_connect.driver.binding import format_query_value
 
 from alerting.state import DELIVERY_LOG_FILE
 from schemas.errors import ConfigError
@@ -215,7 +216,9 @@ def _stop_demo(fleet: object, endpoint: str) -> None:
     fleet.stop()
     spendwatch.flush(10.0)
     # Let the pipeline drain so every event sent is in ClickHouse before the worker stops.
-    sql = f"SELECT count() FROM usage_events WHERE tags['demo_run'] = '{fleet.run_id}'"
+    # The endpoint takes SQL text: clickhouse-connect writes the value into it, quoted.
+    run = format_query_value(fleet.run_id)
+    sql = f"SELECT count() FROM usage_events WHERE tags['demo_run'] = {run}"
     deadline = time.monotonic() + 20.0
     stored = None
     while time.monotonic() < deadline:

@@ -16,6 +16,7 @@ import sys
 import faust
 from aiokafka.errors import KafkaConnectionError, KafkaError
 
+from schemas import redact
 from streams import faults, topics
 from streams.admin import TopicLayoutError, ensure_topics
 from streams.app import LEADER_TOPIC, Pipeline
@@ -62,6 +63,7 @@ async def prepare(settings: Settings) -> tuple[dict[str, int], str]:
 def run_worker(settings: Settings, *, loglevel: str = "WARNING") -> int:
     """Start the worker for ``settings`` and block until it is told to stop; the exit code
     (1 when a component crashed, 2 when the start-up failed)."""
+    redact.install()  # no secret in any log line, whichever library writes it
     logging.basicConfig(
         level=getattr(logging, loglevel.upper(), logging.WARNING),
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",

@@ -13,7 +13,7 @@ from typing import Final
 
 from schemas.alerts import Alert
 from schemas.events import parse_ts
-from schemas.money import format_usd, usd_to_nusd
+from schemas.money import NANO_PER_USD, format_usd, usd_to_nusd
 
 # Known figures in display order: key -> (label, kind).
 KNOWN_FIGURES: Final[tuple[tuple[str, str, str], ...]] = (
@@ -38,7 +38,12 @@ def format_money(value: str) -> str:
         nusd = usd_to_nusd(value)
     except ValueError:
         return value
-    places = 2 if abs(nusd) >= 1_000_000_000 or nusd % 10_000_000 == 0 else 4
+    return money_from_nusd(nusd)
+
+
+def money_from_nusd(nusd: int) -> str:
+    """:func:`format_money` for an amount already in nano-USD."""
+    places = 2 if abs(nusd) >= NANO_PER_USD or nusd % 10_000_000 == 0 else 4
     return format_usd(nusd, places)
 
 
@@ -115,7 +120,7 @@ def contributor_line(dimension: str, name: str, cost_nusd: int, share: str) -> s
     """``service checkout: $1.20 (62%)`` (share given as a decimal fraction string)."""
     text = f"{dimension} {name}"
     if cost_nusd:
-        text += f": {format_money(str(Decimal(cost_nusd).scaleb(-9)))}"
+        text += f": {money_from_nusd(cost_nusd)}"
     if share:
         with contextlib.suppress(InvalidOperation):
             text += f" ({format_percent(str(Decimal(share) * 100))})"

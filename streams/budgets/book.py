@@ -22,6 +22,14 @@ from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
+from tenacity import (
+    AsyncRetrying,
+    RetryCallState,
+    retry_if_exception_type,
+    stop_never,
+    wait_exponential,
+)
+
 from schemas.alerts import Alert
 from schemas.budget_status import BudgetStatus
 from streams.budgets.control import OverrideCommand
@@ -40,6 +48,7 @@ from streams.budgets.stored import StoredOverride, StoredSpend, seeded_state
 
 log = logging.getLogger("spendwatch.budgets")
 
+SEED_RETRY_FIRST_S = 0.5
 SEED_RETRY_MAX_S = 30.0
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
@@ -112,23 +121,29 @@ class LedgerBook:
 
     async def _seed(self, name: str) -> list[Alert]:
         budget = self.budgets[name]
-        delay = 0.5
-        while True:
-            now = self.clock()
-            start, end = period_bounds(budget, now)
-            try:
+
+        def failed(call: RetryCallState) -> None:
+            self.seed_failures += 1
+            exc = call.outcome.exception() if call.outcome else None
+            log.warning("budget %s: cannot read ClickHouse (%s); retrying", name, exc)
+
+        # ClickHouse unreachable: wait and try again, never count from zero.
+        retrying = AsyncRetrying(
+            retry=retry_if_exception_type(Exception),
+            wait=wait_exponential(multiplier=SEED_RETRY_FIRST_S, max=SEED_RETRY_MAX_S),
+            stop=stop_never,
+            before_sleep=failed,
+        )
+        async for attempt in retrying:
+            with attempt:
+                now = self.clock()
+                start, end = period_bounds(budget, now)
                 stored = await self.store.spend(
                     budget, start, end, now - timedelta(seconds=FORECAST_WINDOW_S)
                 )
                 override = await self.store.override(name, now)
                 state, candidates = self._seeded(budget, stored, override, start, end)
                 announced = await self.store.announced(name, start)
-                break
-            except Exception as exc:  # ClickHouse unreachable: wait, never count from zero
-                self.seed_failures += 1
-                log.warning("budget %s: cannot read ClickHouse (%s); retrying", name, exc)
-                await asyncio.sleep(delay)
-                delay = min(SEED_RETRY_MAX_S, delay * 2)
         alerts: list[Alert] = []
         rate = burn_rate(state, now)
         for threshold, limit in candidates:

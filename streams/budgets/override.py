@@ -13,9 +13,10 @@ from datetime import UTC, datetime
 
 from schemas.alerts import Alert, alert_id_for
 from schemas.money import format_usd as money
+from schemas.money import usd_text
 from streams.budgets.ledger import LedgerState
 from streams.budgets.model import Budget
-from streams.budgets.render import local_text, percent_text, usd_text
+from streams.budgets.render import local_text, percent_text
 from streams.budgets.spend import current_state, threshold_key
 
 

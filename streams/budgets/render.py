@@ -1,8 +1,7 @@
-"""Money/percent text and the usage analysis shared by the budget alerts.
+"""Percent text and the usage analysis shared by the budget alerts.
 
-Figures are strings: money as exact decimal USD (at least two decimals, more when the amount
-has them: ``"12.50"``, ``"0.000123"``), percent floored to two decimals (``"99.99"`` until
-the limit is really reached).
+Figures are strings: percent floored to two decimals (``"99.99"`` until the limit is really
+reached); money as :func:`schemas.money.usd_text` writes it.
 """
 
 from __future__ import annotations
@@ -12,20 +11,10 @@ from decimal import Decimal
 from typing import Final
 
 from schemas.alerts import Contributor
-from schemas.money import nusd_to_usd
 from streams.budgets.ledger import OTHER, LedgerState
 
 TOP_PER_DIMENSION: Final = 5
 TOP_PER_TAG: Final = 3
-
-
-def usd_text(nusd: int) -> str:
-    """Exact decimal USD string with at least two decimals."""
-    value = nusd_to_usd(nusd).normalize()
-    exponent = value.as_tuple().exponent
-    if isinstance(exponent, int) and exponent > -2:
-        value = value.quantize(Decimal("0.01"))
-    return format(value, "f")
 
 
 def percent_text(spent_nusd: int, limit_nusd: int) -> str:

@@ -27,17 +27,13 @@ from typing import Any
 
 from schemas.alerts import Alert, Severity, alert_id_for
 from schemas.money import format_usd as money
+from schemas.money import usd_text
 from streams.budgets.delta import BudgetDelta
 from streams.budgets.forecast import BurnRate, burn_rate, record_burn_minute, unix_minute
 from streams.budgets.ledger import LedgerState, new_state
 from streams.budgets.model import Budget, Threshold
 from streams.budgets.periods import bounds_for, period_bounds
-from streams.budgets.render import (
-    local_text,
-    percent_text,
-    usage_analysis,
-    usd_text,
-)
+from streams.budgets.render import local_text, percent_text, usage_analysis
 
 _QUOTA_NAMES = ("requests_per_minute", "tokens_per_minute", "requests_per_day", "tokens_per_day")
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)

@@ -11,9 +11,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from decimal import Decimal
 from typing import Any
 
+from schemas.money import usd_to_nusd
 from streams.budgets.ledger import MAX_NAMES_PER_DIMENSION, MAX_TAG_KEYS, LedgerState
 from streams.budgets.model import Budget, Match
 
@@ -166,7 +166,7 @@ def latest_override(client: Any, budget: str, now: datetime) -> StoredOverride |
     limit_usd, until_text, reason, by = rows[0]
     try:
         until = datetime.fromisoformat(str(until_text)).astimezone(UTC)
-        limit_nusd = int(Decimal(str(limit_usd)).scaleb(9))
+        limit_nusd = usd_to_nusd(str(limit_usd))
     except (ValueError, ArithmeticError):
         return None
     if until <= now or limit_nusd <= 0:

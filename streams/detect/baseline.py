@@ -113,8 +113,13 @@ def compute(
     season_min_points: int,
     week_min_points: int,
     scale_floor_ratio: float,
+    upper_tail: bool = True,
 ) -> Baseline:
-    """The baseline of ``minute`` (already written to ``ring``). Updates ``frozen``."""
+    """The baseline of ``minute`` (already written to ``ring``). Updates ``frozen``.
+
+    ``upper_tail``: the recent noise scale is at least ``(q90 - median) / 1.2816`` (amounts
+    summed from heavy-tailed parts: spend, calls); ``False`` for readings (a gauge), whose scale
+    is ``1.4826 MAD`` alone -- their bursts are priced in by the series' own tail of ``z``."""
     rows = ring.rows
     recent = ring.recent(minute)
     count = [len(w) for w in recent]
@@ -123,7 +128,8 @@ def compute(
             w = recent[r]
             med = w.median()
             frozen.level[r] = med
-            frozen.scale[r] = _fmax(MAD_TO_SIGMA * w.mad(med), w.upper(med))
+            mad_scale = MAD_TO_SIGMA * w.mad(med)
+            frozen.scale[r] = _fmax(mad_scale, w.upper(med)) if upper_tail else mad_scale
     idle = recent[REQUESTS].count_equal(0.0) if rows > REQUESTS else 0
     level = list(frozen.level)
     low = list(frozen.level)

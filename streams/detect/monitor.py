@@ -28,11 +28,17 @@ from streams.detect import history as H
 from streams.detect import lifecycle, warm
 from streams.detect.baseline import MIX, REQUESTS, SPEND
 from streams.detect.bucket import MinuteBucket, minute_index
-from streams.detect.robust import MAD_TO_SIGMA, margin_threshold, robust_stats, score_of
+from streams.detect.robust import (
+    MAD_TO_SIGMA,
+    HeldRange,
+    margin_threshold,
+    robust_stats,
+    score_of,
+)
 from streams.detect.rules.cause import likely_cause
 from streams.detect.rules.error_rate import error_margin
 from streams.detect.rules.shift import shift_margins
-from streams.detect.rules.spike import cold_margin, spike_margin
+from streams.detect.rules.spike import cold_margin, reading_drop_margin, spike_margin
 from streams.detect.rules.surge import surge_margin
 from streams.detect.rules.traffic import is_traffic_drop
 from streams.detect.settings import MINUTES_PER_DAY, DetectSettings
@@ -124,20 +130,28 @@ class SpikeMonitor:
         period_min: int = MINUTES_PER_DAY,
         spend_only: bool = False,
         keep_min: int = 0,
+        readings: bool = False,
     ) -> None:
         """``period_min`` is the seasonal period in steps (a day of minutes in the stream; the
         offline backtest passes a day of rows); ``0`` turns the time-of-day baseline off.
         ``spend_only``: the series carries spend alone (the offline backtest), so the call,
         token and model-mix rules have nothing to read. ``keep_min``: hold at least this many
         steps of history (the offline backtest holds four weeks: the range rule of series
-        without a money unit reads all of it; nothing else looks further back)."""
+        without a money unit reads all of it; nothing else looks further back). ``readings``:
+        the values are readings (a gauge), not amounts: the noise scale is the MAD's alone
+        (no right-skew allowance; see :func:`streams.detect.baseline.compute`)."""
         self.settings = s = settings or DetectSettings()
         self.stats = MonitorStats()
+        self._readings = readings
         self._services: dict[str, ServiceState] = {}
         self._day = period_min
         self._threshold = margin_threshold(s.sensitivity)
         h = s.seasonal_halfwidth_min
         peak_len = period_min or MINUTES_PER_DAY
+        # The tails are 99th percentiles over the past day: 1,440 points of one-minute steps.
+        # A coarser series reads the past week instead (2,016 five-minute steps), or a single
+        # day would leave it two or three points past its 99th percentile.
+        tail_len = peak_len if peak_len >= MINUTES_PER_DAY else 7 * peak_len
         spread = range(-h, h + 1)
         seasons: dict[str, list[int]] = {}
         self._week = 7 * period_min if period_min and s.seasonal_weeks else 0
@@ -163,7 +177,7 @@ class SpikeMonitor:
             capacity=capacity,
             window=s.window_min,
             seasons=seasons,
-            resid_capacity=peak_len + 1,
+            resid_capacity=tail_len + 1,
             keep=max(s.confirm_min, s.drop_min) + 1,
         )
         self._capacity = capacity
@@ -171,6 +185,7 @@ class SpikeMonitor:
         self._season_min_points = max(1, s.seasonal_min_days * len(spread) // 2)
         self._week_min_points = max(1, len(spread) // 2)
         self._peak = np.arange(-peak_len, 0, dtype=np.int64)
+        self._tail_span = np.arange(-tail_len, 0, dtype=np.int64)
         # Silent gaps longer than this are bulk-filled: by then every episode is settled.
         self._gap_eval = max(s.confirm_min, s.drop_min, s.resolve_min) + 2
 
@@ -336,6 +351,7 @@ class SpikeMonitor:
             season_min_points=self._season_min_points,
             week_min_points=self._week_min_points,
             scale_floor_ratio=s.scale_floor_ratio,
+            upper_tail=not self._readings,
         )
         level, scale = base.level, base.scale
         # The share of calls on expensive models is binomial: never less noisy than that.
@@ -379,7 +395,7 @@ class SpikeMonitor:
         tail = self._tail_ratio(st, m)
         spike = spike_margin(
             x, level, scale, spend_level, spend_scale, tail, s, local=local,
-            tail_z=st.tail_z[0], top=st.range[1],
+            tail_z=st.tail_z[0], held=st.range,
         )  # fmt: skip
         margin, span = spike.margin, 1
         if self._layout.rows > MIX and not ring.is_excluded(m - 1):
@@ -396,16 +412,27 @@ class SpikeMonitor:
             if m_pair >= self._threshold and m_pair > margin:
                 margin, span = m_pair, 2
         fall, recent = 0.0, math.nan
+        if st.range is not None and self._readings:
+            # A reading may fail either way: one reading below the range the series kept is
+            # news (a speed, a CPU), where one quiet minute of spend or calls is not.
+            if ctx.warm_up and local != local:
+                local = self._local_level(st, m)
+            fall = reading_drop_margin(
+                spend, base.low[SPEND], spend_scale, s, tail_z=st.tail_z[1], local=local,
+                held=st.range,
+            )  # fmt: skip
+            if fall > 0:
+                recent = spend
         if s.shift_min and not ctx.warm_up:
             last = [ring.value(SPEND, k) for k in range(m - s.shift_min + 1, m + 1)]
-            rise, fall = shift_margins(
+            rise, shift_fall = shift_margins(
                 last, spend_level, base.low[SPEND], spend_scale, s, tail_z=st.tail_z,
-                bounds=st.range,
+                held=st.range,
             )  # fmt: skip
             if rise > margin:
                 margin, span = rise, 1
-            if fall:
-                recent = _median(last)
+            if shift_fall > fall:
+                fall, recent = shift_fall, _median(last)
         return _Spend(margin, span, fall, recent, likely_cause(spike.mix, x, level, s), math.nan)
 
     def _advance(
@@ -484,11 +511,12 @@ class SpikeMonitor:
         return _median(vals)
 
     def _tail_ratio(self, st: ServiceState, m: int) -> float:
-        """The 99th percentile of normal minutes' spend / baseline over the past day (cached
+        """The 99th percentile of normal minutes' spend / baseline over the past day (a week
+        for a series coarser than a minute; cached
         for ``TAIL_EVERY_MIN`` minutes); ``NaN`` until ``TAIL_MIN_POINTS`` ratios exist."""
         if m - st.tail_at >= TAIL_EVERY_MIN:
             st.tail_at = m
-            vals, excluded = st.resid.take(m + self._peak)
+            vals, excluded = st.resid.take(m + self._tail_span)
             row = vals[0][~excluded[0] & ~np.isnan(vals[0])]
             if row.size >= TAIL_MIN_POINTS:
                 st.tail_ratio = _quantile(row, TAIL_QUANTILE)
@@ -501,7 +529,7 @@ class SpikeMonitor:
                 # often they were alerted on. Only the episode still open stays out.
                 opened = [e.start for e in (st.spike, st.fall) if e.start is not None]
                 if opened:
-                    keep &= (m + self._peak) < min(opened)
+                    keep &= (m + self._tail_span) < min(opened)
             z = vals[1][keep]
             if z.size >= TAIL_MIN_POINTS:
                 st.tail_z = (_quantile(z, TAIL_QUANTILE), -_quantile(z, 1.0 - TAIL_QUANTILE))
@@ -515,11 +543,7 @@ class SpikeMonitor:
                 if opened:
                     ok &= minutes < min(opened)
                 if ok.sum() >= TAIL_MIN_POINTS:
-                    kept = held[ok]
-                    st.range = (
-                        _quantile(kept, 1.0 - RANGE_QUANTILE),
-                        _quantile(kept, RANGE_QUANTILE),
-                    )
+                    st.range = HeldRange(held[ok], 1.0 - RANGE_QUANTILE)
         return st.tail_ratio
 
     def _active_level(

@@ -13,7 +13,7 @@ A missing step counts as zero for amounts and as no reading for a gauge.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from decimal import Decimal
 
@@ -68,16 +68,19 @@ def settings_for(
             int(min_delta * NANO) if min_delta is not None
             else int(Decimal(s.min_delta_nusd_per_min) * per_step)
         )  # fmt: skip
-        s = replace(
-            s,
-            min_delta_nusd_per_min=max(1, delta),
-            cold_start_nusd_per_min=int(Decimal(s.cold_start_nusd_per_min) * per_step),
+        s = s.model_copy(
+            update={
+                "min_delta_nusd_per_min": max(1, delta),
+                "cold_start_nusd_per_min": int(Decimal(s.cold_start_nusd_per_min) * per_step),
+            }
         )
     else:
         # Unknown units: no dollar minimum (unless given), no ratio (a reading may sit near 0
         # or below), no absolute cold-start amount. The statistical rules remain.
         delta = int(min_delta * NANO) if min_delta is not None else 0
-        s = replace(s, min_delta_nusd_per_min=delta, min_ratio=1.0, cold_start_nusd_per_min=0)
+        s = s.model_copy(
+            update={"min_delta_nusd_per_min": delta, "min_ratio": 1.0, "cold_start_nusd_per_min": 0}
+        )
     halfwidth = round(s.seasonal_halfwidth_min * 60 / interval_s)
     period = 86400 // interval_s if 86400 % interval_s == 0 else 0
     if period < 2 * halfwidth + 2:
@@ -86,7 +89,8 @@ def settings_for(
     relearn = s.relearn_after_min
     if relearn:
         relearn = max(s.confirm_min + 1, round(relearn * 60 / interval_s))
-    return replace(s, seasonal_halfwidth_min=halfwidth, relearn_after_min=relearn), period
+    derived = {"seasonal_halfwidth_min": halfwidth, "relearn_after_min": relearn}
+    return s.model_copy(update=derived), period
 
 
 def detect_grid(
@@ -104,7 +108,9 @@ def detect_grid(
     """
     s, period = settings_for(settings or DetectSettings(), grid.step_s, kind, min_delta)
     keep = HISTORY_DAYS * 86400 // grid.step_s
-    monitor = SpikeMonitor(s, period_min=period, spend_only=True, keep_min=keep)
+    monitor = SpikeMonitor(
+        s, period_min=period, spend_only=True, keep_min=keep, readings=kind == "gauge"
+    )
     # Global step numbers: with one-minute steps on whole minutes they are the stream's minute
     # indexes, so alert ids match what the worker would send for the same minutes.
     base = round(grid.start.timestamp() / grid.step_s)

@@ -14,7 +14,7 @@ from decimal import ROUND_HALF_EVEN, Decimal
 from typing import Literal
 
 from schemas.alerts import Alert, Contributor, Severity, alert_id_for
-from schemas.money import format_usd, nusd_to_usd
+from schemas.money import NANO_PER_USD, format_usd, nusd_to_usd
 from streams.detect.bucket import MINUTE, MinuteBucket, minute_start
 
 Resolution = Literal["returned_to_baseline", "baseline_adapted", "expired"]
@@ -39,7 +39,7 @@ def usd(nusd: float) -> str:
 def money_text(nusd: float) -> str:
     """Human money for titles: 2 places from $1, else 4 (``$0.0500``)."""
     value = round(nusd)
-    return format_usd(value, 2 if abs(value) >= 1_000_000_000 else 4)
+    return format_usd(value, 2 if abs(value) >= NANO_PER_USD else 4)
 
 
 def dec(value: float, places: int) -> str:

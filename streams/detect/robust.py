@@ -117,3 +117,77 @@ def margin_threshold(sensitivity: float) -> float:
     ``score >= 1 - sensitivity``, i.e. ``margin >= (1 - sensitivity) / sensitivity``
     (``0.5`` -> 1: exactly the rules as stated)."""
     return (1.0 - sensitivity) / sensitivity
+
+
+class HeldRange:
+    """The range a series without a money unit kept over the history held, and how rare a
+    reading outside it is.
+
+    ``low`` / ``top`` are the ``share`` and ``1 - share`` quantiles of the values held: a rise
+    must leave ``[low, top]`` to count (a margin of 1 at the edge, linear inside). Beyond the
+    edge the margin grows with the reading's *rarity* in the series' own history, not with its
+    distance: ``log p / log share``, ``p`` the share of held values at least as extreme (so 1
+    at the edge, about 1.7 at the most extreme value of four weeks of five-minute rows), and
+    beyond the most extreme value an exponential tail whose scale is the mean excess of the
+    outer 1 % (a peaks-over-threshold estimate). A series with a heavy upper tail (bursts of
+    every size) thus ranks a given distance past its edge lower than a series that never left
+    a narrow band.
+    """
+
+    __slots__ = ("held", "low", "low_scale", "share", "top", "top_scale")
+
+    def __init__(self, kept: FloatArray, share: float) -> None:
+        held = np.sort(kept)
+        n = len(held)
+        self.held = held
+        self.share = share
+        self.low = _sorted_quantile(held, share)
+        self.top = _sorted_quantile(held, 1.0 - share)
+        q_hi = _sorted_quantile(held, 0.99)
+        q_lo = _sorted_quantile(held, 0.01)
+        k = max(1, n // 100)
+        tiny = max(abs(self.top - self.low), abs(self.top), 1.0) * 1e-9
+        self.top_scale = max(float(np.mean(held[-k:])) - q_hi, tiny)
+        self.low_scale = max(q_lo - float(np.mean(held[:k])), tiny)
+
+    def rise(self, x: float, level: float, margin: float) -> float:
+        """``margin`` limited by how far ``x`` left the range upwards (no limit when the range
+        does not lie above ``level``)."""
+        top = self.top
+        if not top > level or not margin > 0:
+            return margin
+        if x <= top:
+            return min(margin, (x - level) / (top - level))
+        held = self.held
+        n = len(held)
+        count = n - int(np.searchsorted(held, x, side="left"))
+        if count > 0:
+            log_p = math.log(count / n)
+        else:
+            log_p = math.log(1.0 / n) - (x - float(held[-1])) / self.top_scale
+        return min(margin, max(1.0, log_p / math.log(self.share)))
+
+    def fall(self, x: float, level: float, margin: float) -> float:
+        """The mirror of :meth:`rise` for a reading below the range."""
+        low = self.low
+        if not low < level or not margin > 0:
+            return margin
+        if x >= low:
+            return min(margin, (level - x) / (level - low))
+        held = self.held
+        n = len(held)
+        count = int(np.searchsorted(held, x, side="right"))
+        if count > 0:
+            log_p = math.log(count / n)
+        else:
+            log_p = math.log(1.0 / n) - (float(held[0]) - x) / self.low_scale
+        return min(margin, max(1.0, log_p / math.log(self.share)))
+
+
+def _sorted_quantile(values: FloatArray, q: float) -> float:
+    """``numpy.quantile`` (linear) of an already sorted array."""
+    n = len(values)
+    pos = q * (n - 1)
+    lo = int(pos)
+    hi = min(lo + 1, n - 1)
+    return float(values[lo] + (values[hi] - values[lo]) * (pos - lo))

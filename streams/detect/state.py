@@ -18,6 +18,7 @@ from streams.detect.bucket import MinuteBucket
 from streams.detect.lifecycle import Episode
 from streams.detect.ring import MinuteRing
 from streams.detect.rings import SeriesRing
+from streams.detect.robust import HeldRange
 from streams.detect.settings import DetectSettings
 
 OTHER = "(other)"
@@ -92,10 +93,11 @@ class ServiceState:
         self.resid = MinuteRing(2, layout.resid_capacity)
         self.tail_ratio = math.nan
         self.tail_z = (math.nan, math.nan)  # 99th percentiles of z and of -z
-        self.range = (math.nan, math.nan)  # 1st and 99th percentiles of the values held
+        self.range: HeldRange | None = None  # the range of the values held (no money unit)
         self.tail_at = first
         self.frozen = Frozen.empty(layout.rows)
         self.choice = SeasonChoice()
+
         self.spike = Episode(settings.confirm_min, settings.resolve_min)
         self.drop = Episode(settings.drop_min, settings.resolve_min)  # no calls at all
         self.fall = Episode(settings.confirm_min, settings.resolve_min)  # spend fell and stays

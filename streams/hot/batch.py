@@ -315,6 +315,8 @@ class BatchBuilder:
         keys_here: dict[int, set[int]] = {}
         added: dict[int, list[tuple[int, int]]] = {}
         export = self.export_priced
+        max_cost = contract.MAX_EVENT_COST_NUSD
+        encode = contract._ENCODER.encode
         event: Any
         for record, event, raw_us, key in zip(
             decoded.records, decoded.results, decoded.ts_us, decoded.keys, strict=True
@@ -380,10 +382,10 @@ class BatchBuilder:
             ts = event.ts
             if (
                 cost is not None
+                and cost <= max_cost
                 and raw_us == ts_us
                 and len(ts) == 27  # the SDK's form (...ffffffZ): ClickHouse parses it as we do
                 and ts[26] == "Z"
-                and raw[-1:] == b"}"
             ):
                 tail = tails.get(partition)
                 if tail is None:
@@ -392,9 +394,11 @@ class BatchBuilder:
                         epoch.encode(),
                         partition,
                     )
+                # The event re-encoded, not its raw bytes: those may repeat a key (which
+                # ClickHouse refuses) or spell a number ClickHouse reads otherwise (-0).
                 body = b"".join(
                     (
-                        raw[:-1],
+                        encode(event)[:-1],
                         b',"cost_source":"catalog","cost_nusd":',
                         str(cost).encode(),
                         tail,
@@ -406,6 +410,23 @@ class BatchBuilder:
             else:
                 priced = pricer.price(event)
                 cost = priced.cost_nusd
+                if cost > max_cost or priced.avoided_cost_nusd > max_cost:
+                    # Out of range: stored, it would wrap the Int64 money columns or their sums.
+                    batch.letters.append(
+                        Letter(
+                            record.topic,
+                            partition,
+                            offset,
+                            record.key,
+                            contract.OUT_OF_RANGE,
+                            f"{contract.OUT_OF_RANGE}: the event costs (or saves) "
+                            f"{max(cost, priced.avoided_cost_nusd)} nano-USD, more than "
+                            f"{max_cost} (the most one event may)",
+                            raw,
+                        )
+                    )
+                    seen_here.discard(key)
+                    continue
                 body = _row_json(event, ts_us, priced, now, epoch, partition, offset)
                 if priced.unpriced_reason is not None:
                     self._unpriced_alert(batch, event, priced.unpriced_reason, now)

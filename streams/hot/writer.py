@@ -1,9 +1,10 @@
 """``UsageWriter``: the hot path's ClickHouse writes and reads, one batch at a time.
 
-Rows go in as ``JSONEachRow``: the hot path builds each line from the event's own bytes plus
-the priced fields (no per-column pivot in Python), and ClickHouse parses the block in C++,
-outside the GIL. Measured on chDB (bench/bench_hot_path.py): building a line costs about a
-tenth of serialising the same row to Native columns with clickhouse-connect.
+Rows go in as ``JSONEachRow``: the hot path builds each line from the decoded event (re-encoded
+by msgspec: one value per key, numbers as ClickHouse reads them) plus the priced fields (no
+per-column pivot in Python), and ClickHouse parses the block in C++, outside the GIL. Measured
+on chDB (bench/bench_hot_path.py): building a line costs about a tenth of serialising the same
+row to Native columns with clickhouse-connect.
 
 Guarantees the hot path relies on (docs/exactly-once.md):
 

@@ -29,19 +29,15 @@ from genai_prices.types import ModelPrice, TieredPrices
 from genai_prices.units import UnitDef, UnitRegistry
 from genai_prices.validation import validate_priced_units
 
+from schemas.events import TOKEN_FIELDS
+from schemas.money import NANO_PER_USD
 from streams.pricing.exact import decimal_places, round_half_even_div, scaled_int
 
-# The event's token fields (OpenTelemetry GenAI meaning) and the genai-prices usage key each is
-# reported as. input_tokens includes cache reads and writes and output_tokens includes reasoning,
-# which is exactly genai-prices' hierarchy (cache_read_tokens is a descendant of input_tokens,
-# output_reasoning_tokens of output_tokens), so the counts map one to one, never subtracted here.
-TOKEN_FIELDS: Final = (
-    "input_tokens",
-    "output_tokens",
-    "cache_read_tokens",
-    "cache_write_tokens",
-    "reasoning_tokens",
-)
+# The genai-prices usage key each of the event's token fields (``TOKEN_FIELDS``, OpenTelemetry
+# GenAI meaning) is reported as. input_tokens includes cache reads and writes and output_tokens
+# includes reasoning, which is exactly genai-prices' hierarchy (cache_read_tokens is a
+# descendant of input_tokens, output_reasoning_tokens of output_tokens), so the counts map one
+# to one, never subtracted here.
 USAGE_KEY_FOR_FIELD: Final[Mapping[str, str]] = {
     "input_tokens": "input_tokens",
     "output_tokens": "output_tokens",
@@ -50,7 +46,6 @@ USAGE_KEY_FOR_FIELD: Final[Mapping[str, str]] = {
     "reasoning_tokens": "output_reasoning_tokens",
 }
 _FIELD_FOR_USAGE_KEY: Final = {key: field for field, key in USAGE_KEY_FOR_FIELD.items()}
-_NANO_PER_USD: Final = 1_000_000_000
 
 Vector = dict[str, int]  # token field -> coefficient
 
@@ -199,7 +194,7 @@ def _step_rates(
     totals: Vector = dict.fromkeys(TOKEN_FIELDS, 0)
     for unit, value in pairs:
         weight = scaled_int(_applicable(value, input_tokens), places) * (per_lcm // unit.per)
-        weight *= _NANO_PER_USD
+        weight *= NANO_PER_USD
         if unit.usage_key == "requests":
             const += weight  # genai-prices counts every call as one request
             continue

@@ -8,6 +8,7 @@ import base64
 from html import escape
 from typing import Final
 
+from alerting.render.mrkdwn import escape_mrkdwn
 from streams.report.figures import change, per_unit, percent, usd
 from streams.report.model import Line, Report
 
@@ -197,21 +198,23 @@ def render_html(r: Report, *, chart_png: bytes | None = None, chart_cid: str | N
 
 
 def render_summary(r: Report) -> str:
-    """The short Slack summary: headline, top three services, top mover, budgets, cache."""
-    lines = [f"*{r.title}*", headline(r)]
-    top = ", ".join(f"{s.name} {usd(s.cost_nusd)}" for s in r.by_service[:3])
+    """The short Slack summary (mrkdwn): headline, top three services, top mover, budgets,
+    cache. Names from the data are escaped (a model named ``<!channel>`` stays text)."""
+    lines = [f"*{escape_mrkdwn(r.title)}*", headline(r)]
+    top = ", ".join(f"{escape_mrkdwn(s.name)} {usd(s.cost_nusd)}" for s in r.by_service[:3])
     if top:
         lines.append(f"Top services: {top}")
     if r.movers:
         m = r.movers[0]
         sign = "+" if m.line.delta_nusd > 0 else "-"
         lines.append(
-            f"Biggest move: {m.dimension} {m.line.name} {sign}{usd(abs(m.line.delta_nusd))} "
+            f"Biggest move: {m.dimension} {escape_mrkdwn(m.line.name)} "
+            f"{sign}{usd(abs(m.line.delta_nusd))} "
             f"({change(m.line.cost_nusd, m.line.previous_nusd)})"
         )
     for b in r.budgets:
         lines.append(
-            f"Budget {b.name}: {usd(b.spent_nusd)} of {usd(b.limit_nusd)} "
+            f"Budget {escape_mrkdwn(b.name)}: {usd(b.spent_nusd)} of {usd(b.limit_nusd)} "
             f"({percent(b.spent_nusd, b.limit_nusd, floor=True)})"
         )
     lines.append(

@@ -363,3 +363,29 @@ def test_migrations_are_idempotent_and_follow_ttl_days(
     for table in ("usage_events", "spend_by_day", "spend_by_minute", "deadletter", "alerts"):
         assert "toIntervalDay(30)" in engines[table], table
     assert scalar(client, "SELECT count() FROM schema_migrations", final=1) == len(versions)
+
+
+async def test_lookup_binds_keys_and_bounds_with_quotes_and_microseconds(
+    env: tuple[ClickHouseSettings, Client],
+) -> None:
+    """The "already written?" lookup binds its values: a key holding a quote and a backslash
+    is found, and a row whose stamp is the batch's latest to the microsecond is skipped."""
+    _, client = env
+    client.command(
+        "CREATE TABLE keyed (k String, ts DateTime64(6, 'UTC'), v UInt8) "
+        "ENGINE = MergeTree ORDER BY k"
+    )
+    odd = "o'brien\\"
+    t0 = datetime(2026, 11, 23, 18, 0, 0, 1, tzinfo=UTC)
+    t1 = t0 + timedelta(microseconds=998_998)
+    client.insert("keyed", [[odd, t0, 1], ["late", t1, 1]], column_names=["k", "ts", "v"])
+    sink = ClickHouseSink(
+        client, "keyed", ("k", "ts", "v"), dedupe_column="k", prune_column="ts", batch_rows=100
+    )
+    await sink.add_many([(odd, t0, 2), ("new", t0, 2), ("late", t1, 2)])
+    await sink.flush()
+    rows = client.query("SELECT k, v FROM keyed ORDER BY k, v").result_rows
+    assert rows == [("late", 1), ("new", 2), (odd, 1)]
+    assert sink.stats.rows_skipped_duplicate == 2 and sink.stats.rows_written == 1
+    with pytest.raises(ValueError, match="letters, digits and _ only"):
+        ClickHouseSink(client, "keyed; DROP TABLE keyed", ("k",))

@@ -211,6 +211,124 @@ async def test_cli_through_the_endpoint(store: Store, endpoint: SqlEndpoint) -> 
     assert "refused (read_only_statement)" in err and "SELECT" in err
 
 
+# -- hostile queries ------------------------------------------------------------------------------
+SECRET = "sw-secret-file-contents-7f3a"
+HOSTILE = [
+    # settings changes
+    "SELECT 1 SETTINGS readonly = 0",
+    "SELECT count() FROM usage_events SETTINGS final = 0",
+    "SET readonly = 0",
+    # table functions, plain and hidden behind quoting
+    "SELECT * FROM file('{secret}', 'LineAsString')",
+    "SELECT $$'$$ AS a, * FROM file('{secret}', 'LineAsString') AS b -- '",
+    "SELECT * FROM `file`('{secret}', 'LineAsString')",
+    "SELECT * FROM file/**/('{secret}', 'LineAsString')",
+    "DESCRIBE (SELECT * FROM file('{secret}', 'LineAsString'))",
+    "SELECT * FROM url('http://127.0.0.1:9/', 'CSV', 'a String')",
+    "SELECT * FROM executable('id', 'TSV', 'x String')",
+    "SELECT * FROM merge('system', '^processes$')",
+    # system tables beyond the allowed ones
+    "SELECT * FROM system.processes",
+    "SELECT * FROM `system`.`stack_trace`",
+    "SELECT * FROM system.disks",
+    "SHOW PROCESSLIST",
+    "SHOW GRANTS",
+    # writes in every disguise
+    "SELECT 1 INTO OUTFILE '{outfile}'",
+    "SELECT 1 INTO/**/OUTFILE '{outfile}'",
+    "SELECT 1; DROP TABLE usage_events",
+    "SELECT 1 /* /* */ ; DROP TABLE usage_events -- */",
+    "SELECT 1 -- x\n; TRUNCATE TABLE usage_events",
+    "WITH x AS (SELECT 1) INSERT INTO deadletter (topic) SELECT 'x'",
+    "EXPLAIN PIPELINE INSERT INTO usage_events SELECT * FROM usage_events",
+    "/* SELECT */ ALTER TABLE usage_events DELETE WHERE 1",
+    "EXISTS TABLE usage_events; DROP TABLE alerts",
+    "SELECT * FROM loop(usage_events)",
+]
+ANSWERED_WHERE_ALLOWED = {"SELECT * FROM loop(usage_events)"}
+
+
+def table_counts(store: Store) -> dict[str, int]:
+    rows = store.writer.query(
+        "SELECT name, total_rows FROM system.tables WHERE database = currentDatabase() "
+        "AND total_rows IS NOT NULL ORDER BY name"
+    ).result_rows
+    return {str(name): int(n) for name, n in rows}
+
+
+@pytest.mark.parametrize("template", HOSTILE)
+async def test_hostile_queries_are_refused_or_answered_read_only(
+    store: Store, endpoint: SqlEndpoint, tmp_path: Path, template: str
+) -> None:
+    secret = tmp_path / "secret.txt"
+    secret.write_text(SECRET + "\n")
+    outfile = tmp_path / "out.csv"
+    before = table_counts(store)
+    status, body = await post(endpoint.url, template.format(secret=secret, outfile=outfile))
+    # Refused by the rule (400 with the rule) or by ClickHouse's read-only session (400 with
+    # its code), never answered with anything read outside the database; a read without end
+    # (loop() where the session allows it) is answered, cut at max_rows.
+    if template in ANSWERED_WHERE_ALLOWED and status == 200:
+        assert body["truncated"] is True and len(body["rows"]) == 10_000
+    else:
+        assert status == 400, body
+        assert body.get("rule") or body.get("code") in (164, 497), body
+    assert SECRET not in json.dumps(body)
+    assert not outfile.exists()
+    assert table_counts(store) == before
+    assert before["usage_events"] == N_EVENTS
+
+
+async def test_a_query_answering_without_end_is_cut_at_max_rows(endpoint: SqlEndpoint) -> None:
+    status, body = await post(endpoint.url, {"query": "SELECT number FROM system.numbers"})
+    assert status == 200
+    assert body["truncated"] is True and len(body["rows"]) == 10_000
+    assert body["rows"][-1] == [9_999]
+
+
+async def test_one_megabyte_queries(store: Store, endpoint: SqlEndpoint) -> None:
+    # ClickHouse parses at most max_query_size (256 KiB) of a query: a real query padded to
+    # 200 KB is answered, padded to 1 MB it is refused with ClickHouse's code (62).
+    head = "SELECT count() FROM usage_events /* "
+    status, body = await post(endpoint.url, head + "x" * 200_000 + " */")
+    assert status == 200 and body["rows"] == [[N_EVENTS]]
+    pad = 1024 * 1024 - len(head) - len(" */") - 16
+    status, body = await post(endpoint.url, head + "x" * pad + " */")
+    assert status == 400 and body["code"] == 62 and "Max query size" in body["error"]
+    # A 1 MB query whose statements are hidden in the bulk: refused by the rule.
+    bulk = "SELECT 1 " + "-- x\n" * 200_000 + "; DROP TABLE usage_events"
+    status, body = await post(endpoint.url, bulk)
+    assert status == 400 and body["rule"] == "single_statement"
+    # Over the limit: refused before ClickHouse sees it.
+    async with (
+        aiohttp.ClientSession() as session,
+        session.post(endpoint.url, data="SELECT 1 --" + "x" * (1024 * 1024)) as response,
+    ):
+        assert response.status == 413
+    assert table_counts(store)["usage_events"] == N_EVENTS
+
+
+@pytest.mark.parametrize("endpoint", ["read_only_client"], indirect=True)
+async def test_cli_refuses_hostile_queries(
+    store: Store, endpoint: SqlEndpoint, tmp_path: Path
+) -> None:
+    secret = tmp_path / "secret.txt"
+    secret.write_text(SECRET + "\n")
+    via = ("--endpoint", endpoint.url, "--dsn", store.settings.dsn)
+    for template, rule in [
+        ("SELECT $$'$$ AS a, * FROM file('{secret}', 'LineAsString') AS b -- '", "no_external"),
+        ("SELECT * FROM `file`('{secret}', 'LineAsString')", "no_external_access"),
+        ("SELECT 1 SETTINGS readonly = 0", "no_settings"),
+        ("SELECT * FROM system.processes", "system_table"),
+        ("SELECT 1 /* /* */ ; DROP TABLE usage_events -- */", "single_statement"),
+    ]:
+        code, out, err = await run_cli(template.format(secret=secret), *via)
+        assert code == 2 and out == "", (template, err)
+        assert f"refused ({rule}" in err and SECRET not in err
+    assert table_counts(store)["usage_events"] == N_EVENTS
+
+
+# Last: it closes the module's clients to let the CLI open the path.
 async def test_cli_direct_when_no_endpoint_answers(store: Store) -> None:
     dead = f"http://127.0.0.1:{free_port()}/sql"
     query = "SELECT count(), sum(cost_nusd) FROM usage_events"

@@ -172,13 +172,16 @@ def test_rows_round_trip_with_exact_values(client: Client) -> None:
 
 def test_a_refused_row_is_dead_lettered_and_the_rest_is_stored(client: Client) -> None:
     llm = {"provider": "openai", "model": "gpt-4o", "input_tokens": 10, "output_tokens": 5}
-    good = [orjson.dumps(event(**llm)) for _ in range(5)]
-    # Valid JSON that ClickHouse refuses: a field given twice (an SDK-shaped LLM event's row
-    # carries the event's own bytes).
-    twice = good[2].replace(b'"service":"agents"', b'"service":"agents","service":"agents"')
-    values = [good[0], good[1], twice, good[3], good[4]]
+    values = [orjson.dumps(event(**llm)) for _ in range(5)]
+    batch = batch_of(builder(), values)
+    # A row ClickHouse refuses as data (a field given twice): the batch builder writes one
+    # value per key, so the row is spoiled here, after it was built.
+    body = batch.rows.bodies[2]
+    batch.rows.bodies[2] = body.replace(
+        b'"service":"agents"', b'"service":"agents","service":"agents"'
+    )
     writer = UsageWriter(client)
-    refused = asyncio.run(writer.write(batch_of(builder(), values)))
+    refused = asyncio.run(writer.write(batch))
     assert refused == {(0, 2)}
     [[count]] = client.query("SELECT count() FROM usage_events").result_rows
     assert count == 4
@@ -187,6 +190,60 @@ def test_a_refused_row_is_dead_lettered_and_the_rest_is_stored(client: Client) -
     ).result_rows
     assert code == "insert_refused" and "Duplicate field" in reason
     assert b'"service":"agents","service":"agents"' in original.encode()
+
+
+def test_events_clickhouse_would_read_otherwise_are_stored_as_decoded(client: Client) -> None:
+    """Valid events whose bytes ClickHouse reads differently from the decoder - a key given
+    twice (the last one counts, as in Python's json), an escaped key, -0 - are stored with
+    the values they were priced with, none refused."""
+    llm = {"provider": "openai", "model": "gpt-4o", "input_tokens": 10, "output_tokens": 5}
+    plain = orjson.dumps(event(**llm))
+    values = [
+        plain.replace(b'"output_tokens":5', b'"output_tokens":7,"output_tokens":5'),
+        orjson.dumps(event(**llm, tags={"a": "1"}))[:-1] + b',"tags":{"b":"2","b":"3"}}',
+        orjson.dumps(event(**llm))[:-1] + b',"input\\u005ftokens":1000}',
+        orjson.dumps(event(**llm)).replace(b'"input_tokens":10', b'"input_tokens":-0'),
+    ]
+    writer = UsageWriter(client)
+    assert asyncio.run(writer.write(batch_of(builder(), values))) == set()
+    rows = client.query(
+        "SELECT kafka_offset, input_tokens, output_tokens, tags, cost_nusd FROM usage_events "
+        "ORDER BY kafka_offset"
+    ).result_rows
+    expected = [orjson.loads(v.replace(b"\\u005f", b"_")) for v in values]
+    assert [r[:4] for r in rows] == [
+        (i, e["input_tokens"], e["output_tokens"], e.get("tags", {}))
+        for i, e in enumerate(expected)
+    ]
+    assert [r[4] for r in rows] == [
+        llm_cost("gpt-4o", "openai", input_tokens=e["input_tokens"], output_tokens=5)
+        for e in expected
+    ]
+    [[letters]] = client.query("SELECT count() FROM deadletter").result_rows
+    assert letters == 0
+
+
+def test_an_event_costing_more_than_the_cap_is_dead_lettered(client: Client) -> None:
+    """A metered quantity or a supplied cost that would wrap the Int64 money columns (or
+    their sums) is refused with the reason; the money columns stay exact."""
+    values = [
+        orjson.dumps(event(provider="twilio", unit="minute", quantity="999999999999.999999999")),
+        orjson.dumps(event(provider="acme", unit="call", cost_usd="999999999.999999999")),
+        orjson.dumps(event(provider="acme", unit="call", cost_usd="1000000")),  # the cap
+        orjson.dumps(event(provider="acme", unit="call", cost_usd="1000000.000000001")),
+    ]
+    b = builder()
+    batch = batch_of(b, values)
+    assert [(x.offset, x.reason_code) for x in batch.letters] == [
+        (0, "out_of_range"),
+        (1, "out_of_range"),
+        (3, "out_of_range"),
+    ]
+    assert asyncio.run(UsageWriter(client).write(batch)) == set()
+    assert client.query("SELECT kafka_offset, cost_nusd FROM usage_events").result_rows == [
+        (2, 10**15)
+    ]
+    assert [e[3] for e in batch.deltas["all"].entries] == [10**15]
 
 
 def apply_last_block(writer: UsageWriter) -> None:

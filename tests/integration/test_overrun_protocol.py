@@ -22,6 +22,7 @@ the ledger after the burst and the spend at each crossing is known exactly.
 
 from __future__ import annotations
 
+import asyncio
 import os
 import random
 import re
@@ -38,10 +39,14 @@ from typing import Any
 import orjson
 import pytest
 import spendwatch
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+from aiokafka.structs import TopicPartition
 from spendwatch.guard import BudgetExceeded, Guard, PerRequestLimitExceeded
 from spendwatch.status import BudgetStatus, BudgetStatusFollower
 
 from schemas.alerts import alert_id_for
+from streams import topics
+from streams.app import APP_ID
 from streams.broker import TansuBroker
 from tests.support.slack_server import SlackRequest, SlackServer
 from tests.support.worker import WorkerProcess, running_worker, wait_for
@@ -246,6 +251,54 @@ def alert_rows(worker: WorkerProcess, kind: str) -> list[dict[str, Any]]:
         }
         for r in rows
     ]
+
+
+def replay_alert(bootstrap: str, alert_id: str) -> int:
+    """Produce again the alerts-topic record of ``alert_id`` (same key and bytes); its offset."""
+
+    async def run() -> int:
+        consumer = AIOKafkaConsumer(
+            bootstrap_servers=bootstrap, auto_offset_reset="earliest", enable_auto_commit=False
+        )
+        producer = AIOKafkaProducer(bootstrap_servers=bootstrap)
+        await consumer.start()
+        await producer.start()
+        try:
+            tp = TopicPartition(topics.ALERTS, 0)
+            consumer.assign([tp])
+            end = (await consumer.end_offsets([tp]))[tp]
+            while await consumer.position(tp) < end:
+                for record in (await consumer.getmany(tp, timeout_ms=500)).get(tp, []):
+                    if orjson.loads(record.value or b"{}").get("alert_id") == alert_id:
+                        sent = await producer.send_and_wait(
+                            topics.ALERTS, record.value, key=record.key, partition=0
+                        )
+                        return int(sent.offset)
+            raise AssertionError(f"alert {alert_id} is not on {topics.ALERTS}")
+        finally:
+            await producer.stop()
+            await consumer.stop()
+
+    return asyncio.run(run())
+
+
+def alerts_consumed_to(bootstrap: str) -> int:
+    """The worker's committed offset on the alerts topic (-1 before its first commit)."""
+
+    async def run() -> int:
+        # A consumer of the worker's group that never subscribes: it reads the group's
+        # committed offset without joining the group.
+        consumer = AIOKafkaConsumer(
+            bootstrap_servers=bootstrap, group_id=APP_ID, enable_auto_commit=False
+        )
+        await consumer.start()
+        try:
+            offset = await consumer.committed(TopicPartition(topics.ALERTS, 0))
+        finally:
+            await consumer.stop()
+        return -1 if offset is None else int(offset)
+
+    return asyncio.run(run())
 
 
 def status_is(
@@ -487,7 +540,16 @@ def test_fleet_overrun_alerts_blocks_and_override_lets_calls_through(
                 30,
                 "the override announcement on Slack",
             )
-            time.sleep(4.0)  # a repeat or a late alert would arrive here
+            # No fixed wait for "nothing more came": replay the override alert onto the alerts
+            # topic (as a restarted worker might) and wait until the worker has consumed past
+            # it. The topic has one partition, so every alert before it has been handled too,
+            # and a repeat that got through would already be a second row in ``alerts``.
+            replayed_at = replay_alert(bootstrap, override["alert_id"])
+            wait_for(
+                lambda: alerts_consumed_to(bootstrap) > replayed_at,
+                30,
+                "the worker to consume the alerts topic past the replayed copy",
+            )
             delivered = [slack_alert_id(m) for m in slack.delivered]
             assert Counter(delivered) == dict.fromkeys(expected_ids, 1), delivered  # once each
             assert len(slack.requests) == len(expected_ids)  # no failed attempt either

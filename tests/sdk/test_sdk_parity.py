@@ -1,5 +1,5 @@
 """The SDK's own copies of pipeline rules (it may not import the pipeline) agree with them:
-money, scope patterns, and the budget-status record the guard reads."""
+money, scope patterns, the token fields, and the budget-status record the guard reads."""
 
 from __future__ import annotations
 
@@ -8,9 +8,11 @@ from datetime import UTC, datetime
 from decimal import Decimal
 
 import pytest
+from spendwatch import event as sdk_event
 from spendwatch import money as sdk_money
 from spendwatch.status import BudgetStatus as SdkStatus
 
+from schemas import events as pipeline_events
 from schemas import money as pipeline_money
 from schemas.budget_status import BudgetStatus
 from streams.budgets.model import _pattern_matches
@@ -84,3 +86,8 @@ def test_budget_status_cannot_drift() -> None:
     for name in pipeline_fields:
         assert getattr(read, name) == getattr(published, name), name
     assert read.spent_usd == Decimal("1.500000001")
+
+
+def test_token_fields_agree() -> None:
+    assert sdk_event.TOKEN_FIELDS == pipeline_events.TOKEN_FIELDS
+    assert len(set(pipeline_events.TOKEN_FIELDS)) == 5

@@ -148,6 +148,12 @@ class SlackServer:
             self._outage = (time.monotonic() + duration_s, replies)
             self._outage_answers = 0
 
+    def unscript(self) -> None:
+        """Drop the answers still queued (the server answers normally again); keeps
+        ``requests``."""
+        with self._lock:
+            self._scripts.clear()
+
     def _next_reply(self, endpoint: Endpoint) -> Reply:
         with self._lock:
             if self._outage is not None:

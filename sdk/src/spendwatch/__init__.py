@@ -58,9 +58,9 @@ def record(
 
     ``quantity`` / ``cost_usd`` accept ``Decimal``, ``int``, ``str`` (kept exactly) or ``float``
     (read via ``Decimal(str(x))``, rounded to 9 places). ``ts`` (timezone-aware) defaults to
-    now. Raises ``InvalidEventError`` naming the field for a value the schema refuses; once
-    it returns, the event is queued (or counted in ``stats().rejected`` if the SDK is not
-    configured).
+    now. Never raises: an event with a value the schema refuses is not sent, it is counted
+    in ``stats().rejected`` and logged (``spendwatch`` logger, naming the field); otherwise it
+    is queued (or counted in ``stats().rejected`` if the SDK is not configured).
     """
     _record(
         operation,

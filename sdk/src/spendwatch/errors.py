@@ -1,5 +1,6 @@
-"""Exceptions the SDK raises. Only ever at set-up or for arguments the caller passed directly;
-an instrumented call never receives an exception from spendwatch."""
+"""Exceptions the SDK raises. Only ever at set-up (``configure()``); ``record()``, ``track()``
+and instrumented calls never receive an exception from spendwatch (a refused value is counted
+in ``stats().rejected`` and logged)."""
 
 from __future__ import annotations
 
@@ -18,7 +19,8 @@ class ConfigurationError(SpendwatchError, ValueError):
 
 
 class InvalidEventError(SpendwatchError, ValueError):
-    """A field given to ``record()`` / ``track()`` cannot be part of a valid usage event."""
+    """A field given to ``record()`` / ``track()`` cannot be part of a valid usage event.
+    Raised by the field checks; ``record()`` and ``track()`` catch it, count and log it."""
 
     def __init__(self, field: str, message: str) -> None:
         super().__init__(f"spendwatch: {field}: {message}")

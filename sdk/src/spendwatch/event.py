@@ -20,6 +20,7 @@ from .errors import InvalidEventError
 
 SCHEMA_VERSION: Final = 1
 TS_KEY: Final = "_ts_ns"
+# The SDK's copy of schemas.events.TOKEN_FIELDS (tests/sdk/test_sdk_parity.py: the same).
 TOKEN_FIELDS: Final = (
     "input_tokens",
     "output_tokens",
@@ -68,7 +69,7 @@ def new_event_id(random16: bytes | None = None) -> str:
 
 
 def _text(field: str, value: object, max_len: int) -> str:
-    if type(value) is str and 0 < len(value) <= max_len:
+    if type(value) is str and 0 < len(value) <= max_len and value.isascii():
         return value
     return fields.text(field, value, max_len=max_len)
 
@@ -161,7 +162,7 @@ def build(
     if partial:
         event["partial"] = True
     if request_id is not None:
-        if type(request_id) is str and len(request_id) <= 256:
+        if type(request_id) is str and len(request_id) <= 256 and request_id.isascii():
             event["request_id"] = request_id
         else:
             event["request_id"] = fields.text("request_id", request_id, max_len=256, min_len=0)

@@ -41,12 +41,25 @@ STRING_LIMITS: Final = {
 }
 
 
+def sendable(value: str) -> bool:
+    """Whether ``value`` can be sent as UTF-8 (a lone surrogate cannot)."""
+    if value.isascii():
+        return True
+    try:
+        value.encode()
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
 def text(field: str, value: object, *, max_len: int, min_len: int = 1) -> str:
-    """A string of ``min_len..max_len`` characters."""
+    """A string of ``min_len..max_len`` characters that UTF-8 can carry."""
     if not isinstance(value, str):
         raise InvalidEventError(field, f"must be a string, got {type(value).__name__}")
     if not min_len <= len(value) <= max_len:
         raise InvalidEventError(field, f"must be {min_len}..{max_len} characters, got {len(value)}")
+    if not sendable(value):
+        raise InvalidEventError(field, "is not valid Unicode (a lone surrogate)")
     return value
 
 
@@ -176,6 +189,8 @@ def tags(field: str, value: object) -> dict[str, str]:
             raise InvalidEventError(f"{field}.{key}", f"must be a str, got {type(item).__name__}")
         if len(item) > MAX_TAG_VALUE:
             raise InvalidEventError(f"{field}.{key}", f"at most {MAX_TAG_VALUE} characters")
+        if not sendable(item):
+            raise InvalidEventError(f"{field}.{key}", "is not valid Unicode (a lone surrogate)")
         result[key] = item
     return result
 

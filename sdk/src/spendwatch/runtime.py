@@ -214,10 +214,39 @@ def reject() -> None:
         runtime.queue.reject()
 
 
+_refused: dict[str, int] = {}  # field -> events refused for it (for the log's pacing)
+
+
+def refuse(operation: object, exc: BaseException) -> None:
+    """Count an event ``record()`` / ``track()`` could not build from the caller's values (in
+    ``stats().rejected``) and log why: the first time for each field, then at the 10th,
+    100th... Never raises."""
+    reject()
+    try:
+        field = exc.field if isinstance(exc, InvalidEventError) else type(exc).__name__
+        count = _refused[field] = _refused.get(field, 0) + 1
+        if str(count).rstrip("0") == "1":
+            name = operation if isinstance(operation, str) else type(operation).__name__
+            log.warning(
+                "spendwatch: event %r not recorded (%d so far for %s): %s",
+                name[:128],
+                count,
+                field,
+                str(exc)[:300],
+            )
+    except Exception:  # an unprintable value must not turn the report into a raise
+        pass
+
+
 def record(operation: str, **fields: Any) -> None:
-    """Record one finished call; see ``spendwatch.record``."""
+    """Record one finished call; see ``spendwatch.record``. Never raises: an event that
+    cannot be built from the values given is counted and logged (:func:`refuse`)."""
     runtime = current()
-    event = build(runtime.base if runtime is not None else {}, operation, **fields)
+    try:
+        event = build(runtime.base if runtime is not None else {}, operation, **fields)
+    except Exception as exc:
+        refuse(operation, exc)
+        return
     if runtime is None:
         reject()
         return
@@ -241,6 +270,7 @@ def shutdown(timeout_s: float = 5.0) -> bool:
     with _lock:
         runtime, _runtime = _runtime, None
         _orphan_rejects = 0
+        _refused.clear()
     if runtime is None:
         return True
     return runtime.shutdown(timeout_s)

@@ -20,6 +20,7 @@ import os
 import threading
 from typing import TYPE_CHECKING, Any
 
+from .backoff import Backoff
 from .config import Settings
 from .event import encode
 from .queue import EventQueue, Item
@@ -120,15 +121,13 @@ class Sender:
     async def _main(self) -> None:
         self._wake_event = asyncio.Event()
         self._queue.wake = self._wake
-        backoff_s = _FIRST_BACKOFF_S
-        max_backoff_s = self._settings.retry_backoff_max_ms / 1000
+        backoff = Backoff(_FIRST_BACKOFF_S, self._settings.retry_backoff_max_ms / 1000)
         while not self._stopping.is_set():
             producer = await self._connect()
             if producer is None:
-                await self._sleep(backoff_s)
-                backoff_s = min(backoff_s * 2, max_backoff_s)
+                await self._sleep(backoff.next_s())
                 continue
-            backoff_s = _FIRST_BACKOFF_S
+            backoff.reset()
             self.connected = True
             if self._outage_reported:
                 self._outage_reported = False

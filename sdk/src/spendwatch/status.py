@@ -28,12 +28,14 @@ from typing import Any, Final, Protocol
 
 import orjson
 
+from .backoff import Backoff
 from .money import nusd_to_usd
 
 log = logging.getLogger("spendwatch")
 
 TOPIC: Final = "spendwatch.budget-status.v1"
 _STATES: Final = frozenset({"ok", "warning", "critical", "exhausted"})
+_FIRST_BACKOFF_S: Final = 0.1
 _MAX_BACKOFF_S: Final = 5.0
 
 
@@ -298,20 +300,19 @@ class BudgetStatusFollower:
             loop.close()
 
     async def _follow(self) -> None:
-        backoff_s = 0.1
+        backoff = Backoff(_FIRST_BACKOFF_S, self.reconnect_max_s)
         while not self._stopping.is_set():
             try:
                 await self._session()
-                backoff_s = 0.1
+                backoff.reset()
             except (Exception, asyncio.CancelledError) as exc:
                 # aiokafka can surface a dropped connection as CancelledError from getmany.
                 self.connection_errors += 1
                 log.debug("spendwatch: budget status follower: %r; retrying", exc)
-            deadline = time.monotonic() + backoff_s
+            deadline = time.monotonic() + backoff.next_s()
             # stop() sets a threading.Event from another thread: poll it in short naps.
             while not self._stopping.is_set() and time.monotonic() < deadline:  # noqa: ASYNC110
                 await asyncio.sleep(0.05)
-            backoff_s = min(backoff_s * 2, self.reconnect_max_s)
 
     async def _session(self) -> None:
         from aiokafka import AIOKafkaConsumer, TopicPartition

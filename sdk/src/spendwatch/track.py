@@ -10,8 +10,9 @@ Works as a context manager (sync and async) and as a decorator of sync and async
     async def geocode(q): ...
 
 On exit it records ``latency_ms``, ``status`` (``ok`` / ``error``) and, on an exception,
-``error_type`` (the exception's class name); the exception propagates unchanged. Arguments
-and setters are checked at once (``InvalidEventError``); nothing raises at exit.
+``error_type`` (the exception's class name); the exception propagates unchanged. Nothing here
+raises into the caller: a value the schema refuses (in the arguments or a setter) makes the
+event unsendable, and at exit it is counted in ``stats().rejected`` and logged instead.
 """
 
 from __future__ import annotations
@@ -45,6 +46,7 @@ class Track:
     """One tracked call. Set usage inside the block; the event is recorded on exit."""
 
     __slots__ = (
+        "_problem",
         "_start_ns",
         "_tags",
         "_token",
@@ -79,17 +81,18 @@ class Track:
         request_id: str | None = None,
         tags: dict[str, str] | None = None,
     ) -> None:
-        self.operation = fields.text("operation", operation, max_len=128)
+        self._problem: BaseException | None = None
+        self.operation: Any = operation
         self.provider = provider
         self.model = model
         self.response_model = response_model
-        self.unit = None if unit is None else fields.unit(unit)
-        self.quantity_str = None if quantity is None else fields.quantity(quantity)
-        self.cost_usd_str = None if cost_usd is None else fields.cost_usd(cost_usd)
-        self.cache_hit = bool(cache_hit)
+        self.unit: str | None = None
+        self.quantity_str: str | None = None
+        self.cost_usd_str: str | None = None
+        self.cache_hit = False
         self.partial = False
         self.request_id = request_id
-        self._tags = None if tags is None else fields.tags("tags", tags)
+        self._tags: dict[str, str] | None = None
         self.input_tokens: int | None = None
         self.output_tokens: int | None = None
         self.cache_read_tokens: int | None = None
@@ -97,8 +100,25 @@ class Track:
         self.reasoning_tokens: int | None = None
         self._start_ns = 0
         self._token: Token[Track | None] | None = None
+        try:
+            self.operation = fields.text("operation", operation, max_len=128)
+            self.cache_hit = bool(cache_hit)
+            self.unit = None if unit is None else fields.unit(unit)
+            self.quantity_str = None if quantity is None else fields.quantity(quantity)
+            self.cost_usd_str = None if cost_usd is None else fields.cost_usd(cost_usd)
+            self._tags = None if tags is None else fields.tags("tags", tags)
+        except Exception as exc:
+            self._problem = exc
 
-    # -- usage setters (checked at once, so a bad value fails at the caller's line) --------
+    def _check(self, apply: Callable[[], None]) -> None:
+        """Run a setter's check; a refused value spoils the event (reported at exit)."""
+        try:
+            apply()
+        except Exception as exc:
+            if self._problem is None:
+                self._problem = exc
+
+    # -- usage setters (checked at once; a refused value spoils the event) -----------------
 
     def set_usage(
         self,
@@ -111,16 +131,20 @@ class Track:
     ) -> None:
         """Token counts with the OpenTelemetry GenAI meaning: ``input_tokens`` includes cached
         tokens, ``output_tokens`` includes reasoning tokens. ``None`` leaves a count unchanged."""
-        if input_tokens is not None:
-            self.input_tokens = fields.tokens("input_tokens", input_tokens)
-        if output_tokens is not None:
-            self.output_tokens = fields.tokens("output_tokens", output_tokens)
-        if cache_read_tokens is not None:
-            self.cache_read_tokens = fields.tokens("cache_read_tokens", cache_read_tokens)
-        if cache_write_tokens is not None:
-            self.cache_write_tokens = fields.tokens("cache_write_tokens", cache_write_tokens)
-        if reasoning_tokens is not None:
-            self.reasoning_tokens = fields.tokens("reasoning_tokens", reasoning_tokens)
+
+        def apply() -> None:
+            if input_tokens is not None:
+                self.input_tokens = fields.tokens("input_tokens", input_tokens)
+            if output_tokens is not None:
+                self.output_tokens = fields.tokens("output_tokens", output_tokens)
+            if cache_read_tokens is not None:
+                self.cache_read_tokens = fields.tokens("cache_read_tokens", cache_read_tokens)
+            if cache_write_tokens is not None:
+                self.cache_write_tokens = fields.tokens("cache_write_tokens", cache_write_tokens)
+            if reasoning_tokens is not None:
+                self.reasoning_tokens = fields.tokens("reasoning_tokens", reasoning_tokens)
+
+        self._check(apply)
 
     @property
     def quantity(self) -> str | None:
@@ -129,7 +153,10 @@ class Track:
 
     @quantity.setter
     def quantity(self, value: object) -> None:
-        self.quantity_str = None if value is None else fields.quantity(value)
+        def apply() -> None:
+            self.quantity_str = None if value is None else fields.quantity(value)
+
+        self._check(apply)
 
     @property
     def cost_usd(self) -> str | None:
@@ -138,12 +165,18 @@ class Track:
 
     @cost_usd.setter
     def cost_usd(self, value: object) -> None:
-        self.cost_usd_str = None if value is None else fields.cost_usd(value)
+        def apply() -> None:
+            self.cost_usd_str = None if value is None else fields.cost_usd(value)
+
+        self._check(apply)
 
     def set_tag(self, key: str, value: str) -> None:
         """Add one tag to this event (on top of the configured tags)."""
-        merged = {**(self._tags or {}), key: value}
-        self._tags = fields.tags("tags", merged)
+
+        def apply() -> None:
+            self._tags = fields.tags("tags", {**(self._tags or {}), key: value})
+
+        self._check(apply)
 
     # -- context manager -----------------------------------------------------------------
 
@@ -179,6 +212,9 @@ class Track:
         self.__exit__(exc_type, exc, tb)
 
     def _emit(self, latency_ms: float, error_type: str | None) -> None:
+        if self._problem is not None:
+            runtime.refuse(self.operation, self._problem)
+            return
         try:
             rt = runtime.current()
             if rt is None:
@@ -208,8 +244,7 @@ class Track:
             )
             rt.submit(event)
         except Exception as exc:  # never raise into the caller's block
-            runtime.reject()
-            log.warning("spendwatch: %s event not recorded: %s", self.operation, exc)
+            runtime.refuse(self.operation, exc)
 
     # -- decorator -----------------------------------------------------------------------
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import math
 
-from streams.detect.robust import downward_margin, upward_margin
+from streams.detect.robust import HeldRange, downward_margin, upward_margin
 from streams.detect.settings import DetectSettings
 
 # The median of k independent minutes spreads sqrt(pi / (2 k)) as far as one minute (0.56 for
@@ -28,7 +28,7 @@ def shift_margins(
     scale: float,
     s: DetectSettings,
     tail_z: tuple[float, float] = (math.nan, math.nan),
-    bounds: tuple[float, float] = (math.nan, math.nan),
+    held: HeldRange | None = None,
 ) -> tuple[float, float]:
     """``(rise, drop)`` margins of the median of ``recent`` (the last ``shift_min`` minutes,
     missing ones left out; at least half of them must be present). ``tail_z``: the 99th
@@ -45,9 +45,7 @@ def shift_margins(
     z_down = max(z, tail_z[1]) if tail_z[1] == tail_z[1] else z
     rise = upward_margin(med, level_up, spread, z=z_up, min_delta=delta, min_ratio=ratio)
     drop = downward_margin(med, level_down, spread, z=z_down, min_delta=delta, min_ratio=ratio)
-    low, top = bounds  # (a series without a ratio rule) the range it kept: leave it
-    if top == top and top > level_up and rise > 0:
-        rise = min(rise, (med - level_up) / (top - level_up))
-    if low == low and low < level_down and drop > 0:
-        drop = min(drop, (level_down - med) / (level_down - low))
+    if held is not None:  # (a series without a ratio rule) the range it kept: leave it
+        rise = held.rise(med, level_up, rise)
+        drop = held.fall(med, level_down, drop)
     return rise, drop

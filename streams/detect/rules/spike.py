@@ -14,7 +14,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from streams.detect.baseline import MIX, REQUESTS, SPEND, TOKENS
-from streams.detect.robust import upward_margin
+from streams.detect.robust import HeldRange, downward_margin, upward_margin
 from streams.detect.settings import DetectSettings
 
 
@@ -35,7 +35,7 @@ def spike_margin(
     *,
     local: float = math.nan,
     tail_z: float = math.nan,
-    top: float = math.nan,
+    held: HeldRange | None = None,
 ) -> SpikeMargin:
     """Margin of the per-minute spend rule with its corroborated variant.
 
@@ -87,8 +87,10 @@ def spike_margin(
     # autocorrelated series whose short window understates its spread), z = 3 is no news.
     if tail_z > z and spend_scale > 0:
         margin = min(margin, (spend - spend_level) / (tail_z * spend_scale))
-    if top == top and top > spend_level and margin > 0:
-        margin = min(margin, (spend - spend_level) / (top - spend_level))
+    if held is not None:
+        # The noise rules decide whether the reading is unusual at all; past them, how rare it
+        # is in the series' own history grades it (see ``HeldRange``).
+        margin = held.rise(spend, spend_level, math.inf if margin >= 1.0 else margin)
     corroborated = max(min(gate, max(m_req, m_tok)), min(mix_gate, m_mix))
     return SpikeMargin(max(margin, corroborated), m_mix)
 
@@ -104,3 +106,29 @@ def cold_margin(spend: float, prior: float, points: int, s: DetectSettings) -> f
     else:
         growth = math.inf
     return min(spend / s.cold_start_nusd_per_min, growth)
+
+
+def reading_drop_margin(
+    x: float,
+    level: float,
+    scale: float,
+    s: DetectSettings,
+    *,
+    tail_z: float,
+    local: float,
+    held: HeldRange,
+) -> float:
+    """Margin of one reading *below* its baseline, for a series without a money unit (a
+    gauge: speed, CPU, latency) -- where one low reading is as much news as one high one.
+
+    Mirrors the rise: ``z`` (and the series' own 99th percentile of ``-z``, ``tail_z``) below
+    the drop level, then graded by how rare the reading is in the range the series kept
+    (``held``). In the warm-up (``local`` given) it must also fall below the last few readings:
+    a nightly fall the detector has not learned yet is gradual."""
+    z = max(s.z_threshold, tail_z) if tail_z == tail_z else s.z_threshold
+    delta = s.min_delta_nusd_per_min
+    margin = downward_margin(x, level, scale, z=z, min_delta=delta, min_ratio=None)
+    if local == local:
+        jump = downward_margin(x, local, scale, z=s.z_threshold, min_delta=delta, min_ratio=None)
+        margin = min(margin, jump)
+    return held.fall(x, level, math.inf if margin >= 1.0 else margin)

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
+from collections.abc import Coroutine
 from pathlib import Path
+from typing import Any, TypeVar
 
 import orjson
 
@@ -10,16 +13,22 @@ from alerting.deliverylog import FileDeliveryLog, Ledger
 from alerting.notification import Notification
 from tests.unit.alerting.factories import at, spike_alert, threshold_alert
 
+T = TypeVar("T")
+
+
+def run(coro: Coroutine[Any, Any, T]) -> T:
+    return asyncio.run(coro)
+
 
 def test_entries_survive_reopen_and_index(tmp_path: Path) -> None:
     path = tmp_path / "state" / "log.jsonl"
     a = threshold_alert()
     ledger = Ledger(FileDeliveryLog(path))
     ledger.load()
-    assert ledger.accept(a, at(0)) is True
-    assert ledger.accept(a, at(1)) is False
+    assert run(ledger.accept(a, at(0))) is True
+    assert run(ledger.accept(a, at(1))) is False
     n = Notification("slack", "g", at(10), (a,))
-    ledger.mark_sent(n, at(10))
+    run(ledger.mark_sent(n, at(10)))
     ledger.log.close()
     lines = path.read_bytes().splitlines()
     assert [orjson.loads(line)["t"] for line in lines] == ["accepted", "sent"]
@@ -37,7 +46,7 @@ def test_torn_last_line_is_skipped_and_appends_continue(tmp_path: Path) -> None:
     a, b = threshold_alert(), spike_alert()
     ledger = Ledger(FileDeliveryLog(path))
     ledger.load()
-    ledger.accept(a, at(0))
+    run(ledger.accept(a, at(0)))
     ledger.log.close()
     with open(path, "ab") as fh:
         fh.write(b'{"t": "accepted", "at": "2025-03')  # crash mid-write
@@ -46,7 +55,7 @@ def test_torn_last_line_is_skipped_and_appends_continue(tmp_path: Path) -> None:
     again.load()
     assert log.skipped_lines == 1
     assert again.is_accepted(a)
-    again.accept(b, at(1))
+    run(again.accept(b, at(1)))
     log.close()
     third = Ledger(FileDeliveryLog(path))
     third.load()
@@ -58,11 +67,11 @@ def test_dead_letters_persist_until_sent_and_compaction(tmp_path: Path) -> None:
     old, new = spike_alert(window="old"), spike_alert(window="new")
     ledger = Ledger(FileDeliveryLog(path))
     ledger.load()
-    ledger.accept(old, at(0))
-    ledger.mark_sent(Notification("r", "g", at(1), (old,)), at(1))
-    ledger.accept(new, at(100))
+    run(ledger.accept(old, at(0)))
+    run(ledger.mark_sent(Notification("r", "g", at(1), (old,)), at(1)))
+    run(ledger.accept(new, at(100)))
     dead = Notification("r", "g", at(100), (new,))
-    ledger.mark_dead(dead, at(100))
+    run(ledger.mark_dead(dead, at(100)))
     ledger.log.close()
 
     again = Ledger(FileDeliveryLog(path))
@@ -74,7 +83,7 @@ def test_dead_letters_persist_until_sent_and_compaction(tmp_path: Path) -> None:
     third = Ledger(FileDeliveryLog(path))
     third.load()
     assert not third.is_accepted(old) and third.is_accepted(new)
-    third.mark_sent(dead, at(200))
+    run(third.mark_sent(dead, at(200)))
     assert third.dead == {}
     third.log.close()
     fourth = Ledger(FileDeliveryLog(path))

@@ -11,6 +11,7 @@ from alerting.notifiers.console import ConsoleNotifier
 from alerting.notifiers.webhook import payload
 from alerting.render.email import subject
 from alerting.render.slack import render_notification
+from alerting.render.text import contributor_line, format_money
 from tests.unit.alerting.factories import T0, at, resolved, spike_alert, threshold_alert
 
 
@@ -81,3 +82,12 @@ def test_notification_id_is_deterministic() -> None:
         Notification("r", "g", at(1), (a,)).notification_id
         != Notification("r", "g", at(1), (a,), seqs=(1,)).notification_id
     )
+
+
+def test_contributor_money_reads_as_the_figures_do() -> None:
+    assert contributor_line("service", "checkout", 1_200_000_000, "0.62") == (
+        "service checkout: $1.20 (62%)"
+    )
+    assert contributor_line("model", "m", 4_200_000, "") == "model m: $0.0042"
+    assert contributor_line("model", "m", 50_000_000, "") == "model m: $0.05"
+    assert format_money("0.0042") == "$0.0042" and format_money("n/a") == "n/a"

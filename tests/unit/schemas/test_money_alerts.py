@@ -9,7 +9,7 @@ import pytest
 
 from schemas.alerts import Alert, Contributor, alert_id_for
 from schemas.budget_status import BudgetStatus
-from schemas.money import format_usd, nusd_to_usd, usd_to_nusd
+from schemas.money import format_usd, nusd_to_usd, usd_text, usd_to_nusd
 
 
 def test_usd_to_nusd_exact_and_half_even() -> None:
@@ -26,6 +26,14 @@ def test_usd_to_nusd_exact_and_half_even() -> None:
 def test_nusd_to_usd_and_format() -> None:
     assert nusd_to_usd(1_234_567_891) == Decimal("1.234567891")
     assert format_usd(1_234_567_891_000) == "$1,234.57"
+
+
+def test_usd_text_keeps_every_digit_and_at_least_two_decimals() -> None:
+    assert usd_text(12_500_000_000) == "12.50"
+    assert usd_text(2_068_339_517) == "2.068339517"
+    assert usd_text(123_000) == "0.000123"
+    assert usd_text(0) == "0.00"
+    assert usd_text(-5_000_000_000) == "-5.00"
 
 
 def test_alert_ids_are_deterministic() -> None:

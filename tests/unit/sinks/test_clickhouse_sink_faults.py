@@ -13,6 +13,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
+from clickhouse_connect.driver.binding import finalize_query
 from clickhouse_connect.driver.exceptions import DatabaseError, DataError, OperationalError
 
 from sinks.batching import DeadLetter
@@ -53,7 +54,8 @@ class FaultyClient:
             raise exc
         self.rows.extend(rows)
 
-    def query(self, sql: str) -> _Result:
+    def query(self, sql: str, parameters: dict[str, Any] | None = None) -> _Result:
+        sql = finalize_query(sql, parameters)  # the text clickhouse-connect would send
         self.queries.append(sql)
         return _Result([(k,) for k in self.existing if f"'{k}'" in sql])
 

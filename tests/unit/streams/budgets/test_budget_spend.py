@@ -19,6 +19,7 @@ from streams.budgets import (
     Threshold,
     apply_override,
     apply_spend,
+    forecast,
 )
 
 USD = 1_000_000_000
@@ -155,6 +156,10 @@ def test_late_event_is_counted_aside() -> None:
     assert alerts == []
     assert state is not None
     assert (state.spent_nusd, state.late_events, state.late_nusd) == (1 * USD, 1, 70 * USD)
+    # positive control: the same 70 USD inside the current period crosses 50 % (71 of 100)
+    day2 = T0 + timedelta(days=1)
+    _, alerts = feed(b, [(day2, 1 * USD), (day2 + timedelta(minutes=1), 70 * USD)])
+    assert [(a.kind, a.labels["threshold"]) for a in alerts] == [("threshold", "0.5")]
 
 
 def test_replay_gives_the_same_alert_ids() -> None:
@@ -231,11 +236,20 @@ def test_forecast_needs_five_minutes_of_data() -> None:
     assert [a.kind for a in alerts] == []
 
 
-def test_no_forecast_from_one_large_call_after_a_quiet_spell() -> None:
+def test_no_forecast_from_one_large_call_after_a_quiet_spell(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
     b = forecast_budget()
     state, _ = feed(b, [(T0, 1 * USD)])
     state, alerts = feed(b, [(T0 + timedelta(hours=2), 20 * USD)], state)
     assert [a.kind for a in alerts] == ["threshold", "threshold"]  # 50 %, 80 %; no forecast
+    # positive control: with one minute of spend enough, the same call is forecast: 20 USD
+    # over 10:46..11:00 (840 s), 3 USD left -> 126 s -> 11:02:06.
+    monkeypatch.setattr(forecast, "MIN_FORECAST_MINUTES", 1)
+    state, _ = feed(b, [(T0, 1 * USD)])
+    _, alerts = feed(b, [(T0 + timedelta(hours=2), 20 * USD)], state)
+    assert [a.kind for a in alerts] == ["threshold", "threshold", "forecast"]
+    assert alerts[-1].figures["runout_at"] == "2024-05-17T11:02:06+00:00"
 
 
 def test_forecast_uses_only_the_last_15_minutes() -> None:
@@ -269,6 +283,13 @@ def test_no_forecast_when_runout_is_after_the_reset() -> None:
     _state, alerts = feed(b, [(T0 + timedelta(minutes=i), 1 * USD) for i in range(20)])
     # At most 6 USD / 5 min = 72 USD/h with >= 1180 left -> > 16 h -> after midnight.
     assert [a.kind for a in alerts] == []
+    # positive control: with a 1000 USD limit the same spend runs out before midnight: at
+    # 09:05, 994 USD left at 72 USD/h -> 13 h 48 min 20 s -> 22:53:20, one forecast.
+    _state, alerts = feed(
+        make(limit_nusd=1000 * USD), [(T0 + timedelta(minutes=i), 1 * USD) for i in range(20)]
+    )
+    assert [(a.kind, a.fired_at) for a in alerts] == [("forecast", T0 + timedelta(minutes=5))]
+    assert alerts[0].figures["runout_at"] == "2024-05-17T22:53:20+00:00"
 
 
 def test_state_json_round_trip() -> None:

@@ -5,7 +5,7 @@ import math
 import numpy as np
 
 from streams.detect.lifecycle import Episode, EpisodeEvent
-from streams.detect.robust import median_mad, robust_stats, score_of, upward_margin
+from streams.detect.robust import HeldRange, median_mad, robust_stats, score_of, upward_margin
 
 
 def test_median_mad_skips_unusable_points_per_row() -> None:
@@ -72,3 +72,23 @@ def test_episode_two_minute_verdict_starts_a_minute_earlier_and_confirms_at_once
     # already pending since 5: the two-minute verdict at 6 makes two minutes, not three
     assert pending.step(6, True, span=2) is None
     assert pending.step(7, True, span=2) == EpisodeEvent("fire", 5, 7)
+
+
+def test_held_range_grades_a_reading_past_its_edge_by_rarity() -> None:
+    # 1,000 readings 0..999 held, in any order; the range is their 0.5th-99.5th percentile
+    held = HeldRange(np.array([float(v) for v in reversed(range(1000))]), 0.005)
+    assert (held.low, held.top) == (0.005 * 999, 0.995 * 999)
+    # inside the range: the share of the way from the level to the edge (linear, as before)
+    assert held.rise(700.0, 500.0, math.inf) == 200.0 / (0.995 * 999 - 500.0)
+    # past the edge: log(share at least as high) / log(0.005); 998 and 999 are 2 of 1,000
+    assert held.rise(998.0, 500.0, math.inf) == math.log(2 / 1000) / math.log(0.005)
+    assert held.fall(1.0, 500.0, math.inf) == math.log(2 / 1000) / math.log(0.005)
+    # past the most extreme reading: an exponential tail, its scale the mean excess of the top
+    # 1 % (990..999, mean 994.5) over the 99th percentile (989.01)
+    scale = 994.5 - 0.99 * 999
+    far = held.rise(999.0 + scale, 500.0, math.inf)
+    assert far == (math.log(1 / 1000) - 1.0) / math.log(0.005)
+    assert 1.0 < held.rise(996.0, 500.0, math.inf) < held.rise(998.0, 500.0, math.inf) < far
+    # the noise rules' own margin still caps it, and a range below the level limits nothing
+    assert held.rise(998.0, 500.0, 0.7) == 0.7
+    assert held.rise(2000.0, 999.5, 3.0) == 3.0

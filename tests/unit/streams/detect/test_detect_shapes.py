@@ -11,7 +11,7 @@ import pytest
 
 from schemas.alerts import Alert, alert_id_for
 from streams.detect import DetectSettings, MinuteBucket, SpikeMonitor
-from streams.detect.exports import Grid
+from streams.detect.exports import Grid, Kind
 from streams.detect.offline import detect_grid
 from streams.detect.rules.shift import shift_margins
 from tests.unit.streams.detect.helpers_detect import at, bucket
@@ -185,10 +185,32 @@ def test_a_reading_that_falls_is_an_anomaly_for_a_gauge() -> None:
         values.append(Decimal(5) if 4 * 288 + 100 <= k < 4 * 288 + 112 else Decimal(40 + k % 3))
     grid = Grid(300, T0, values, list(range(len(values))), 0)
     result = detect_grid(grid, kind="gauge")
-    assert [(e.direction, e.first) for e in result.episodes] == [("drop", 4 * 288 + 102)]
-    # read as dollars per five minutes the same fall is as clear
+    # each low reading is anomalous by itself (a reading may fail either way): the episode
+    # starts at the first one
+    assert [(e.direction, e.first) for e in result.episodes] == [("drop", 4 * 288 + 100)]
+    # read as dollars per five minutes the same fall is as clear, once the median of the last
+    # five steps has fallen (one quiet step of spend is no news)
     spend = detect_grid(grid, kind="spend")
     assert [(e.direction, e.first) for e in spend.episodes] == [("drop", 4 * 288 + 102)]
+
+
+def test_one_low_reading_of_a_gauge_scores_but_does_not_page() -> None:
+    # the gauge above, with a single reading of 5 on day 5: anomalous (score >= 0.5), the
+    # lowest reading of five days, but one step does not confirm an episode
+    values: list[Decimal | None] = [Decimal(40 + k % 3) for k in range(5 * 288)]
+    dip = 4 * 288 + 100
+    values[dip] = Decimal(5)
+    grid = Grid(300, T0, values, list(range(len(values))), 0)
+    result = detect_grid(grid, kind="gauge")
+    assert result.episodes == []
+    assert sum(result.alerts) == 0
+    assert result.scores[dip] >= 0.5
+    assert [k for k, v in enumerate(result.scores) if v >= 0.5 and k >= 3 * 288] == [dip]
+    # read as spend or as a count of calls, one quiet step is not anomalous
+    amount_kinds: tuple[Kind, ...] = ("spend", "count")
+    for kind in amount_kinds:
+        amounts = detect_grid(grid, kind=kind)
+        assert amounts.scores[dip] < 0.5 and amounts.episodes == []
 
 
 def test_a_spend_drop_open_at_a_restart_resolves_under_its_own_id() -> None:
