@@ -179,17 +179,7 @@ class UsageLoop:
         self._next.clear()
         if self.refresh_epoch is None:
             return False
-        retrying = AsyncRetrying(
-            wait=wait_exponential(multiplier=0.5, max=5.0),
-            stop=stop_never,
-            before_sleep=lambda s: log.warning(
-                "cannot read the usage epoch (attempt %d, retrying): %s",
-                s.attempt_number,
-                s.outcome.exception() if s.outcome else "?",
-            ),
-            reraise=True,
-        )
-        async for attempt in retrying:
+        async for attempt in _until_done("read the usage epoch", 0.5, 5.0):
             with attempt:
                 epoch = await self.refresh_epoch()
         if epoch == self.builder.epoch:
@@ -278,16 +268,8 @@ class UsageLoop:
         messages += [(topics.PRICED, key, value) for key, value in batch.priced]
         if not messages:
             return
-        retrying = AsyncRetrying(
-            retry=retry_if_exception_type(KafkaError),
-            wait=wait_exponential(multiplier=0.2, max=10.0),
-            stop=stop_never,
-            before_sleep=lambda s: log.warning(
-                "cannot send a batch's deltas and alerts (attempt %d, retrying): %s",
-                s.attempt_number,
-                s.outcome.exception() if s.outcome else "?",
-            ),
-            reraise=True,
+        retrying = _until_done(
+            "send a batch's deltas and alerts", 0.2, 10.0, retry_if_exception_type(KafkaError)
         )
         async for attempt in retrying:
             with attempt:
@@ -393,3 +375,20 @@ class _Listener(ConsumerRebalanceListener):  # type: ignore[misc]
 
     async def on_partitions_assigned(self, assigned: set[TopicPartition]) -> None:
         await self.loop.assigned(assigned)
+
+
+def _until_done(what: str, initial_s: float, max_s: float, retry: Any = None) -> AsyncRetrying:
+    """Retry forever with exponential backoff, a warning per failed attempt (``cannot
+    {what} (attempt N, retrying): error``); ``retry`` narrows what is retried."""
+    return AsyncRetrying(
+        retry=retry or retry_if_exception_type(Exception),
+        wait=wait_exponential(multiplier=initial_s, max=max_s),
+        stop=stop_never,
+        before_sleep=lambda s: log.warning(
+            "cannot %s (attempt %d, retrying): %s",
+            what,
+            s.attempt_number,
+            s.outcome.exception() if s.outcome else "?",
+        ),
+        reraise=True,
+    )
