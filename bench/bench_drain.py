@@ -48,6 +48,7 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer  # noqa: E402
 from bench.bench_pipeline import mix_event  # noqa: E402
 from streams import topics  # noqa: E402
 from streams.broker import TansuBroker, create_topics  # noqa: E402
+from tests.support.topic import spent_by_budget  # noqa: E402
 from tests.support.worker import WorkerProcess, running_worker  # noqa: E402
 
 BUDGETS = """
@@ -166,24 +167,6 @@ async def raw_rate(bootstrap: str, n: int) -> float:
     return n / (time.perf_counter() - started)
 
 
-async def statuses(bootstrap: str) -> dict[str, int]:
-    consumer = AIOKafkaConsumer(
-        topics.BUDGET_STATUS, bootstrap_servers=bootstrap, auto_offset_reset="earliest"
-    )
-    await consumer.start()
-    latest: dict[str, int] = {}
-    try:
-        while True:
-            batch = await consumer.getmany(timeout_ms=300)
-            if not batch:
-                return latest
-            for records in batch.values():
-                for r in records:
-                    latest[r.key.decode()] = orjson.loads(r.value)["spent_nusd"]
-    finally:
-        await consumer.stop()
-
-
 def cpu_s(pid: int) -> float:
     fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
@@ -213,7 +196,7 @@ def drain_one(
             name: int(worker.scalar(f"SELECT sum(cost_nusd) FROM usage_events FINAL WHERE {w}"))
             for name, w in SCOPES.items()
         }
-        while asyncio.run(statuses(bootstrap)) != expected:
+        while asyncio.run(spent_by_budget(bootstrap, 300)) != expected:
             assert time.monotonic() < deadline, "ledgers never equalled ClickHouse"
             time.sleep(0.05)
         t_done = time.time()

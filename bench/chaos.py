@@ -75,6 +75,7 @@ from streams import topics  # noqa: E402
 from streams.broker import TansuBroker, free_port, stop_process  # noqa: E402
 from tests.support.slack_server import SlackServer, rate_limited, server_error  # noqa: E402
 from tests.support.smtp_server import SmtpServer  # noqa: E402
+from tests.support.topic import spent_by_budget  # noqa: E402
 
 SERVICES = ("chat", "voice", "search", "lead-enricher", "summarize", "embed", "rerank", "ocr")
 GROUP = "spendwatch-worker"
@@ -352,22 +353,6 @@ smtp_port = {smtp.port}
 
 
 # -- broker-side reads -------------------------------------------------------------------------
-async def _statuses(bootstrap: str) -> dict[str, int]:
-    consumer = AIOKafkaConsumer(
-        topics.BUDGET_STATUS, bootstrap_servers=bootstrap, auto_offset_reset="earliest"
-    )
-    await consumer.start()
-    latest: dict[str, int] = {}
-    try:
-        while batch := await consumer.getmany(timeout_ms=800):
-            for records in batch.values():
-                for r in records:
-                    latest[r.key.decode()] = orjson.loads(r.value)["spent_nusd"]
-    finally:
-        await consumer.stop()
-    return latest
-
-
 async def _committed(bootstrap: str, partitions: int) -> dict[int, int]:
     """The workers' committed offsets on the usage topic (a reader outside the group: it asks
     the coordinator, it does not join)."""
@@ -580,12 +565,12 @@ def _phase_a_and_b(plan: Plan, directory: Path, result: Result, log: Callable[[s
         _check_rows(result, client, costs, "A")
         expected_status = {"fleet": total, "voice": voice}
         wait_until(
-            lambda: asyncio.run(_statuses(bootstrap)) == _stored_scopes(client),
+            lambda: asyncio.run(spent_by_budget(bootstrap, 800)) == _stored_scopes(client),
             120,
             "the ledgers",
         )
         stored = _stored_scopes(client)
-        latest = asyncio.run(_statuses(bootstrap))
+        latest = asyncio.run(spent_by_budget(bootstrap, 800))
         result.add(
             "A: budget ledgers = ClickHouse FINAL sums (fleet, voice; nano-USD)", stored, latest
         )
@@ -907,14 +892,16 @@ def _phase_b(
     ]
     _check_rows(result, client, kept, "B", expected_rows=plan.events + len(stored))
     wait_until(
-        lambda: asyncio.run(_statuses(broker.bootstrap_servers)) == _stored_scopes(client),
+        lambda: (
+            asyncio.run(spent_by_budget(broker.bootstrap_servers, 800)) == _stored_scopes(client)
+        ),
         60,
         "the ledgers after the broker restart",
     )
     result.add(
         "B: budget ledgers = ClickHouse FINAL sums after the restart",
         _stored_scopes(client),
-        asyncio.run(_statuses(broker.bootstrap_servers)),
+        asyncio.run(spent_by_budget(broker.bootstrap_servers, 800)),
     )
 
 

@@ -26,11 +26,12 @@ from typing import Any
 
 import orjson
 import pytest
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+from aiokafka import AIOKafkaProducer
 
 from streams import topics
 from streams.broker import TansuBroker, create_topics
 from tests.support.slack_server import SlackServer
+from tests.support.topic import spent_by_budget
 from tests.support.worker import WorkerProcess, running_worker, wait_for
 
 pytestmark = pytest.mark.integration
@@ -112,22 +113,6 @@ async def produce(bootstrap: str, events: list[dict[str, Any]]) -> None:
         await producer.stop()
 
 
-async def statuses(bootstrap: str) -> dict[str, int]:
-    consumer = AIOKafkaConsumer(
-        topics.BUDGET_STATUS, bootstrap_servers=bootstrap, auto_offset_reset="earliest"
-    )
-    await consumer.start()
-    latest: dict[str, int] = {}
-    try:
-        while batch := await consumer.getmany(timeout_ms=500):
-            for records in batch.values():
-                for r in records:
-                    latest[r.key.decode()] = orjson.loads(r.value)["spent_nusd"]
-    finally:
-        await consumer.stop()
-    return latest
-
-
 def thresholds_crossed(total: int, limit_usd: str) -> int:
     limit = int(Decimal(limit_usd).scaleb(9))
     return sum(total * 100 >= limit * pct for pct in (50, 80, 95, 100))
@@ -159,7 +144,7 @@ def check_exact(
     assert (minute_events, minute_cost, day_cost) == (len(unique), cost, cost)
     assert letters == 0
     wait_for(
-        lambda: asyncio.run(statuses(broker.bootstrap_servers)) == expected,
+        lambda: asyncio.run(spent_by_budget(broker.bootstrap_servers)) == expected,
         60,
         f"statuses {expected}",
     )

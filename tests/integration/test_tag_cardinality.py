@@ -14,10 +14,11 @@ from pathlib import Path
 
 import orjson
 import pytest
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+from aiokafka import AIOKafkaProducer
 
 from streams import topics
 from streams.broker import TansuBroker
+from tests.support.topic import spent_by_budget
 from tests.support.worker import running_worker, wait_for
 
 pytestmark = pytest.mark.integration
@@ -83,24 +84,6 @@ async def produce(bootstrap: str) -> None:
         await producer.stop()
 
 
-async def latest_statuses(bootstrap: str) -> dict[str, int]:
-    consumer = AIOKafkaConsumer(
-        topics.BUDGET_STATUS, bootstrap_servers=bootstrap, auto_offset_reset="earliest"
-    )
-    await consumer.start()
-    latest: dict[str, int] = {}
-    try:
-        while True:
-            batch = await consumer.getmany(timeout_ms=500)
-            if not batch:
-                return latest
-            for records in batch.values():
-                for r in records:
-                    latest[r.key.decode()] = orjson.loads(r.value)["spent_nusd"]
-    finally:
-        await consumer.stop()
-
-
 def test_a_distinct_tag_value_per_event_is_stored_counted_and_queryable(
     broker: TansuBroker, tmp_path: Path
 ) -> None:
@@ -112,7 +95,7 @@ def test_a_distinct_tag_value_per_event_is_stored_counted_and_queryable(
         wait_for(lambda: worker.scalar("SELECT count() FROM usage_events") == N, 120, "rows")
 
         def ledgers_caught_up() -> bool | dict[str, int]:
-            latest = asyncio.run(latest_statuses(broker.bootstrap_servers))
+            latest = asyncio.run(spent_by_budget(broker.bootstrap_servers))
             return latest == {"growth": total, "customers-1": ones} or latest
 
         wait_for(ledgers_caught_up, 60, "the budgets' exact spend")
@@ -124,7 +107,7 @@ def test_a_distinct_tag_value_per_event_is_stored_counted_and_queryable(
             "WHERE c IN ('cust-0', 'cust-1234', 'cust-4999') GROUP BY c ORDER BY c"
         )
         time.sleep(1)  # a status tick later: still the same (counted once)
-        again = asyncio.run(latest_statuses(broker.bootstrap_servers))
+        again = asyncio.run(spent_by_budget(broker.bootstrap_servers))
         status, health = worker.health()
     assert (values, summed) == (N, total)
     assert per_value == [["cust-0", nusd[0]], ["cust-1234", nusd[1234]], ["cust-4999", nusd[4999]]]

@@ -21,16 +21,15 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
-import orjson
 import pytest
 import spendwatch
-from aiokafka import AIOKafkaConsumer
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
 from streams import topics
 from streams.admin import topic_partitions
 from streams.broker import TansuBroker
 from tests.support.slack_server import SlackServer
+from tests.support.topic import spent_by_budget
 from tests.support.worker import running_worker, wait_for
 
 pytestmark = pytest.mark.integration
@@ -97,22 +96,6 @@ async def create(bootstrap: str, **counts: int) -> None:
         await admin.close()
 
 
-async def statuses(bootstrap: str) -> dict[str, dict[str, Any]]:
-    consumer = AIOKafkaConsumer(
-        topics.BUDGET_STATUS, bootstrap_servers=bootstrap, auto_offset_reset="earliest"
-    )
-    await consumer.start()
-    latest: dict[str, dict[str, Any]] = {}
-    try:
-        while batch := await consumer.getmany(timeout_ms=500):
-            for records in batch.values():
-                for r in records:
-                    latest[r.key.decode()] = orjson.loads(r.value)
-    finally:
-        await consumer.stop()
-    return latest
-
-
 def spend(bootstrap: str, costs: dict[str, list[str]]) -> int:
     spendwatch.configure(bootstrap_servers=bootstrap, service="agents")
     total = 0
@@ -143,10 +126,7 @@ def budgets_work(broker: TansuBroker, slack: SlackServer, worker: Any) -> None:
     }
     assert expected == {"fleet": 9_600_000_000, "voice": 3_900_000_000}
     wait_for(
-        lambda: (
-            {k: v["spent_nusd"] for k, v in asyncio.run(statuses(broker.bootstrap_servers)).items()}
-            == expected
-        ),
+        lambda: asyncio.run(spent_by_budget(broker.bootstrap_servers)) == expected,
         30,
         "statuses equal to ClickHouse",
     )

@@ -3,9 +3,13 @@
 from __future__ import annotations
 
 import time
+from typing import Any
 
+import orjson
 from aiokafka import AIOKafkaConsumer
 from aiokafka.structs import ConsumerRecord
+
+from streams.topics import BUDGET_STATUS
 
 
 async def read_topic(
@@ -36,3 +40,27 @@ async def read_topic(
     finally:
         await consumer.stop()
     return records
+
+
+async def latest_statuses(bootstrap: str, idle_ms: int = 500) -> dict[str, dict[str, Any]]:
+    """The last budget status published for each budget (the compacted status topic read
+    from the start until ``idle_ms`` pass with nothing new), by budget name."""
+    consumer = AIOKafkaConsumer(
+        BUDGET_STATUS, bootstrap_servers=bootstrap, auto_offset_reset="earliest"
+    )
+    await consumer.start()
+    latest: dict[str, dict[str, Any]] = {}
+    try:
+        while batch := await consumer.getmany(timeout_ms=idle_ms):
+            for records in batch.values():
+                for r in records:
+                    latest[r.key.decode()] = orjson.loads(r.value)
+    finally:
+        await consumer.stop()
+    return latest
+
+
+async def spent_by_budget(bootstrap: str, idle_ms: int = 500) -> dict[str, int]:
+    """Each budget's last published ``spent_nusd``."""
+    statuses = await latest_statuses(bootstrap, idle_ms)
+    return {name: status["spent_nusd"] for name, status in statuses.items()}
