@@ -68,9 +68,12 @@ class LoopStats:
     lag: dict[int, int] = field(default_factory=dict)
     assigned: list[int] = field(default_factory=list)
     # Seconds spent per stage: CPU of the loop's thread for the stages it runs (decode,
-    # build), wall time for those that wait on ClickHouse or the broker (write, send, commit).
+    # build), wall time for those that wait on ClickHouse or the broker (write, send, commit),
+    # for fetching a batch (fetch) and for the loop waiting on the batch in flight (wait).
     seconds: dict[str, float] = field(
-        default_factory=lambda: dict.fromkeys(("decode", "build", "write", "send", "commit"), 0.0)
+        default_factory=lambda: dict.fromkeys(
+            ("fetch", "decode", "build", "wait", "write", "send", "commit"), 0.0
+        )
     )
 
 
@@ -130,6 +133,7 @@ class UsageLoop:
         try:
             while not self._stopping:
                 generation = self._generation
+                fetch_started = time.perf_counter()
                 fetched = await self.consumer.getmany(timeout_ms=100, max_records=self.max_records)
                 if not fetched:
                     await self._settle()
@@ -157,6 +161,7 @@ class UsageLoop:
                     for tp, records in fetched.items():
                         if records:
                             self._next[tp.partition] = records[-1].offset + 1
+                    self.stats.seconds["fetch"] += time.perf_counter() - fetch_started
                     await self._process([r for rs in fetched.values() for r in rs])
             await self._settle()
         finally:
@@ -216,7 +221,9 @@ class UsageLoop:
         resumed = time.thread_time()
         batch = builder.build(decoded, self.clock_us(), existing)
         seconds["build"] += time.thread_time() - resumed
+        waited = time.perf_counter()
         await self._settle()  # batch n-1 is written, sent and committed before n starts
+        seconds["wait"] += time.perf_counter() - waited
         self._inflight = asyncio.create_task(self._finish(batch), name="usage-batch")
 
     async def _finish(self, batch: Batch) -> None:
