@@ -78,7 +78,9 @@ def json_blocks(n: int) -> tuple[list[bytes], float]:
     return blocks, (time.thread_time() - started) * 1e6 / n
 
 
-def insert(blocks: list[bytes], fmt: str, settings: dict[str, object], n: int) -> tuple[float, float]:
+def insert(
+    blocks: list[bytes], fmt: str, settings: dict[str, object], n: int
+) -> tuple[float, float]:
     """(CPU µs, wall µs) per row to insert ``blocks`` into a fresh database."""
     with tempfile.TemporaryDirectory() as tmp:
         ch = ClickHouseSettings(dsn=f"chdb://{tmp}/chdb")
@@ -116,7 +118,7 @@ def main() -> int:
         ch = ClickHouseSettings(dsn=f"chdb://{tmp}/chdb")
         client = make_client(ch)
         migrate(client, ch)
-        for i, block in enumerate(blocks):
+        for block in blocks:
             client.raw_insert("usage_events", None, block, fmt="JSONEachRow")
         COLUMNS.extend(  # all but the two USD columns ClickHouse computes
             name

@@ -69,7 +69,7 @@ class Stored:
 
 
 class Row(NamedTuple):
-    """One ``usage_events`` row (a JSONEachRow line) and where it came from."""
+    """One ``usage_events`` row (as a JSONEachRow line) and where it came from."""
 
     body: bytes
     partition: int
@@ -80,22 +80,53 @@ class Row(NamedTuple):
 
 @dataclass(slots=True)
 class Rows:
-    """A batch's rows, column by column (the hot path appends to the lists)."""
+    """A batch's rows, column by column: each row's event and what the hot path adds (cost,
+    time clamped to the ingest time, source position, id key). A row not priced from the
+    catalog also has its avoided cost, cost source and unpriced reason in ``priced``. The
+    writer turns a run of rows into one Arrow block (:mod:`streams.hot.arrow`)."""
 
-    bodies: list[bytes] = field(default_factory=list)
+    epoch: str = ""
+    ingested_us: int = 0
+    events: list[UsageEvent] = field(default_factory=list)
+    costs: list[int] = field(default_factory=list)
     partitions: list[int] = field(default_factory=list)
     offsets: list[int] = field(default_factory=list)
     keys: list[int] = field(default_factory=list)
     ts_us: list[int] = field(default_factory=list)
+    priced: dict[int, tuple[int, str, str]] = field(default_factory=dict)
 
     def __len__(self) -> int:
-        return len(self.bodies)
+        return len(self.events)
 
     def __getitem__(self, i: int) -> Row:
-        return Row(self.bodies[i], self.partitions[i], self.offsets[i], self.keys[i], self.ts_us[i])
+        return Row(self.body(i), self.partitions[i], self.offsets[i], self.keys[i], self.ts_us[i])
 
     def __iter__(self) -> Iterator[Row]:
-        return (self[i] for i in range(len(self.bodies)))
+        return (self[i] for i in range(len(self.events)))
+
+    def source(self, i: int) -> tuple[int, str, str]:
+        """``(avoided_cost_nusd, cost_source, unpriced_reason)`` of row ``i``."""
+        return self.priced.get(i) or _CATALOG
+
+    def body(self, i: int) -> bytes:
+        """Row ``i`` as a JSONEachRow line, the values it is stored with (for dead letters,
+        the optional priced export and reading)."""
+        avoided, source, reason = self.source(i)
+        return _row_json(
+            self.events[i],
+            self.ts_us[i],
+            self.costs[i],
+            avoided,
+            source,
+            reason,
+            self.ingested_us,
+            self.epoch,
+            self.partitions[i],
+            self.offsets[i],
+        )
+
+
+_CATALOG: Final = (0, "catalog", "")
 
 
 @dataclass(slots=True)
@@ -286,8 +317,8 @@ class BatchBuilder:
         batch = Batch(self.epoch)
         epoch = self.epoch
         now = _EPOCH + timedelta(microseconds=now_us)
-        ingested = b',"ingested_at":' + orjson.dumps(now.strftime("%Y-%m-%d %H:%M:%S.%f"))
-        tails: dict[int, bytes] = {}  # partition -> the row's constant tail
+        batch.rows.epoch = epoch
+        batch.rows.ingested_us = now_us
         cutoff_us = now_us - self.ttl_us
         stored = self.stored
         windows = stored.partitions
@@ -295,8 +326,10 @@ class BatchBuilder:
         pricer = self.pricer
         fast_price = pricer.price_llm_fast
         rows = batch.rows
-        bodies, row_parts, row_offsets = rows.bodies, rows.partitions, rows.offsets
+        row_events, row_costs = rows.events, rows.costs
+        row_parts, row_offsets = rows.partitions, rows.offsets
         row_keys, row_ts = rows.keys, rows.ts_us
+        row_priced = rows.priced
         commit = batch.commit
         # detector: events summed per minute group (MinuteBatch's key, built inline)
         detect = self.detect
@@ -316,7 +349,6 @@ class BatchBuilder:
         added: dict[int, list[tuple[int, int]]] = {}
         export = self.export_priced
         max_cost = contract.MAX_EVENT_COST_NUSD
-        encode = contract._ENCODER.encode
         event: Any
         for record, event, raw_us, key in zip(
             decoded.records, decoded.results, decoded.ts_us, decoded.keys, strict=True
@@ -377,37 +409,8 @@ class BatchBuilder:
                 )
                 continue
             # -- price and row
-            raw = record.value or b""
             cost = fast_price(event)
-            ts = event.ts
-            if (
-                cost is not None
-                and cost <= max_cost
-                and raw_us == ts_us
-                and len(ts) == 27  # the SDK's form (...ffffffZ): ClickHouse parses it as we do
-                and ts[26] == "Z"
-            ):
-                tail = tails.get(partition)
-                if tail is None:
-                    tail = tails[partition] = b'%s,"kafka_epoch":"%s","kafka_partition":%d' % (
-                        ingested,
-                        epoch.encode(),
-                        partition,
-                    )
-                # The event re-encoded, not its raw bytes: those may repeat a key (which
-                # ClickHouse refuses) or spell a number ClickHouse reads otherwise (-0).
-                body = b"".join(
-                    (
-                        encode(event)[:-1],
-                        b',"cost_source":"catalog","cost_nusd":',
-                        str(cost).encode(),
-                        tail,
-                        b',"kafka_offset":',
-                        str(offset).encode(),
-                        b"}",
-                    )
-                )
-            else:
+            if cost is None or cost > max_cost:
                 priced = pricer.price(event)
                 cost = priced.cost_nusd
                 if cost > max_cost or priced.avoided_cost_nusd > max_cost:
@@ -422,15 +425,21 @@ class BatchBuilder:
                             f"{contract.OUT_OF_RANGE}: the event costs (or saves) "
                             f"{max(cost, priced.avoided_cost_nusd)} nano-USD, more than "
                             f"{max_cost} (the most one event may)",
-                            raw,
+                            record.value or b"",
                         )
                     )
                     seen_here.discard(key)
                     continue
-                body = _row_json(event, ts_us, priced, now, epoch, partition, offset)
+                if priced.source != "catalog" or priced.avoided_cost_nusd or priced.unpriced_reason:
+                    row_priced[len(row_events)] = (
+                        priced.avoided_cost_nusd,
+                        priced.source,
+                        priced.unpriced_reason or "",
+                    )
                 if priced.unpriced_reason is not None:
                     self._unpriced_alert(batch, event, priced.unpriced_reason, now)
-            bodies.append(body)
+            row_events.append(event)
+            row_costs.append(cost)
             row_parts.append(partition)
             row_offsets.append(offset)
             row_keys.append(key)
@@ -468,7 +477,7 @@ class BatchBuilder:
                 if top is None or ts_us > top:
                     max_us[partition] = ts_us
             if export:
-                batch.priced.append((event.service.encode(), body))
+                batch.priced.append((event.service.encode(), rows.body(len(row_events) - 1)))
             # -- budgets (inline form of _Accountant.__call__)
             dims = (
                 event.service,
@@ -608,24 +617,32 @@ class _Accountant:
 def _row_json(
     event: UsageEvent,
     ts_us: int,
-    price: Any,
-    now: datetime,
+    cost_nusd: int,
+    avoided_cost_nusd: int,
+    cost_source: str,
+    unpriced_reason: str,
+    ingested_us: int,
     epoch: str,
     partition: int,
     offset: int,
 ) -> bytes:
-    """A row built field by field: clamped times, supplied cost, odd timestamp forms."""
+    """A row as a JSONEachRow line: the event's fields (``cost_usd`` stored as
+    ``supplied_cost_usd``), its clamped time, price and source position."""
     data: dict[str, Any] = event.to_dict()
     supplied = data.pop("cost_usd", None)
     if supplied is not None:
         data["supplied_cost_usd"] = supplied
-    data["ts"] = (_EPOCH + timedelta(microseconds=ts_us)).strftime("%Y-%m-%d %H:%M:%S.%f")
-    data["cost_nusd"] = price.cost_nusd
-    data["avoided_cost_nusd"] = price.avoided_cost_nusd
-    data["cost_source"] = price.source
-    data["unpriced_reason"] = price.unpriced_reason or ""
-    data["ingested_at"] = now.strftime("%Y-%m-%d %H:%M:%S.%f")
+    data["ts"] = _clickhouse_time(ts_us)
+    data["cost_nusd"] = cost_nusd
+    data["avoided_cost_nusd"] = avoided_cost_nusd
+    data["cost_source"] = cost_source
+    data["unpriced_reason"] = unpriced_reason
+    data["ingested_at"] = _clickhouse_time(ingested_us)
     data["kafka_epoch"] = epoch
     data["kafka_partition"] = partition
     data["kafka_offset"] = offset
     return orjson.dumps(data)
+
+
+def _clickhouse_time(us: int) -> str:
+    return (_EPOCH + timedelta(microseconds=us)).strftime("%Y-%m-%d %H:%M:%S.%f")

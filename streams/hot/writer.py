@@ -1,10 +1,10 @@
 """``UsageWriter``: the hot path's ClickHouse writes and reads, one batch at a time.
 
-Rows go in as ``JSONEachRow``: the hot path builds each line from the decoded event (re-encoded
-by msgspec: one value per key, numbers as ClickHouse reads them) plus the priced fields (no
-per-column pivot in Python), and ClickHouse parses the block in C++, outside the GIL. Measured
-on chDB (bench/bench_hot_path.py): building a line costs about a tenth of serialising the same
-row to Native columns with clickhouse-connect.
+Rows go in as Arrow blocks (:mod:`streams.hot.arrow`): columns built from the decoded events
+(the values they were validated and priced with, whatever the raw bytes spelled) plus the
+priced fields and source positions, in the writer's thread; ClickHouse takes a columnar block
+for about half the CPU per row of the same rows as ``JSONEachRow``
+(bench/bench_insert_formats.py), and the insert runs outside the GIL.
 
 Guarantees the hot path relies on (docs/exactly-once.md):
 
@@ -27,13 +27,15 @@ import logging
 from collections.abc import Awaitable, Callable, Sequence
 from datetime import UTC, datetime
 from functools import partial
-from typing import Any, Final
+from typing import Any, Final, NamedTuple
 
 from clickhouse_connect.driver import Client
 from tenacity import AsyncRetrying, retry_if_exception, stop_never, wait_exponential
 
 from sinks import rows as row_specs
 from sinks.errors import DATA, TRANSIENT, SinkFatalError, classify
+from streams.hot import arrow
+from streams.hot.arrow import usage_block
 from streams.hot.batch import Batch, Letter, Rows, Stored
 from streams.hot.dedupe import id_key
 
@@ -70,6 +72,16 @@ def _month_of(ts_us: int) -> int:
     return month
 
 
+class Block(NamedTuple):
+    """An insert as sent: what a fault hook may replay (as a server would have applied it)."""
+
+    table: str
+    columns: Sequence[str] | None
+    body: bytes
+    token: str
+    fmt: str
+
+
 def _transient(exc: BaseException) -> bool:
     return classify(exc) == TRANSIENT
 
@@ -99,7 +111,7 @@ class UsageWriter:
         self.retries = 0
         self.consecutive_failures = 0
         self.last_error: str | None = None
-        self.last_block: tuple[bytes, str] | None = None
+        self.last_block: Block | None = None
 
     # -- writes -------------------------------------------------------------------------------
     async def write(self, batch: Batch) -> set[tuple[int, int]]:
@@ -125,7 +137,7 @@ class UsageWriter:
                     None,
                     INSERT_REFUSED,
                     reason,
-                    rows.bodies[i],
+                    rows.body(i),
                 )
             )
         if letters:
@@ -182,31 +194,38 @@ class UsageWriter:
                 await result
 
     async def _insert_rows(self, epoch: str, rows: Rows, piece: Sequence[int]) -> None:
-        """Insert one block; a retry sends the same block with the same token, so ClickHouse
+        """Insert one block; a retry sends the same rows with the same token, so ClickHouse
         keeps each table's part once: a lost reply is not written twice, and a rollup view
         that failed after the table took the block gets it on the retry."""
-        if isinstance(piece, range) and piece.step == 1:
-            body = b"\n".join(rows.bodies[piece.start : piece.stop])
-        else:
-            body = b"\n".join([rows.bodies[i] for i in piece])
         first, last = piece[0], piece[-1]
         token = (
             f"{epoch}:{rows.partitions[first]}:{rows.offsets[first]}:"
             f"{rows.partitions[last]}:{rows.offsets[last]}:{len(piece)}"
         )
-        await asyncio.to_thread(self.insert_block, "usage_events", body, token)
+        await asyncio.to_thread(self._insert_piece, rows, piece, token)
         self.rows_written += len(piece)
 
-    def insert_block(self, table: str, body: bytes, token: str) -> None:
-        """One JSONEachRow block, deduplicated by ``token`` (blocking)."""
-        self.last_block = (body, token)  # what a fault hook may want to replay
+    def _insert_piece(self, rows: Rows, piece: Sequence[int], token: str) -> None:
+        columns, body = usage_block(rows, piece)
+        self.insert_block("usage_events", body, token, columns, arrow.FORMAT)
+
+    def insert_block(
+        self,
+        table: str,
+        body: bytes,
+        token: str,
+        columns: Sequence[str] | None = None,
+        fmt: str = "JSONEachRow",
+    ) -> None:
+        """One block, deduplicated by ``token`` (blocking)."""
+        self.last_block = Block(table, columns, body, token, fmt)  # what a fault may replay
         if self.fault is not None:
             self.fault(table)
         self.client.raw_insert(
             table,
-            None,
+            columns,
             insert_block=body,
-            fmt="JSONEachRow",
+            fmt=fmt,
             settings={**INSERT_SETTINGS, "insert_deduplication_token": token},
         )
 

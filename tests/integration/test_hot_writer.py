@@ -170,26 +170,76 @@ def test_rows_round_trip_with_exact_values(client: Client) -> None:
     assert minute_sum == sum(r[0] for r in rows.values())
 
 
+def test_the_arrow_block_stores_what_the_rows_json_lines_would(client: Client) -> None:
+    """The writer's Arrow block (streams/hot/arrow.py) and the JSONEachRow lines of the same
+    rows (``Rows.body``, what dead letters and the priced export carry) store the same value
+    in every column: absent strings, counts, flags and nullables, unicode and control
+    characters, decimals at full scale, supplied and avoided costs, clamped and odd times."""
+    llm = {"provider": "openai", "model": "gpt-4o", "input_tokens": 1200, "output_tokens": 90}
+    values = [
+        event(**llm),
+        event(**llm, cache_read_tokens=1024, reasoning_tokens=10, response_model="gpt-4o-x"),
+        event(**llm, tags={"team": "a\tb\n\u0000c", "quote": '"<!channel>" ünï 😀'}),
+        event(**llm, cache_hit=True, partial=False, latency_ms=0.1, environment="prod"),
+        event(**llm, status="error", error_type="RateLimit", request_id="req_1"),
+        event(provider="twilio", unit="minute", quantity="9999999.999999999"),
+        event(provider="twilio", unit="minute", quantity="0.000000001", partial=True),
+        event(provider="acme", unit="lookup", cost_usd="123456.123456789"),
+        event(provider="acme", unit="lookup"),  # unpriced: no price for it
+        event(provider="openai", model="no-such-model", input_tokens=5, output_tokens=0),
+        event(**llm, ts="2026-11-23T20:00:00.123456789+02:00"),
+        event(**llm, ts=ts(900)),  # a fast clock: clamped to the ingest time
+        event(**llm, latency_ms=86_400_000, tags={}),
+    ]
+    batch = batch_of(builder(), [orjson.dumps(e) for e in values], partition=1, first=7)
+    assert len(batch.rows) == len(values) and batch.letters == []
+    assert asyncio.run(UsageWriter(client).write(batch)) == set()
+    client.command("CREATE TABLE from_json AS usage_events")
+    client.raw_insert(
+        "from_json",
+        None,
+        insert_block=b"\n".join(batch.rows.body(i) for i in range(len(batch.rows))),
+        fmt="JSONEachRow",
+        settings=INSERT_SETTINGS,
+    )
+    query = "SELECT * FROM {} ORDER BY kafka_offset FORMAT TabSeparatedWithNames"
+    arrow_rows = client.raw_query(query.format("usage_events")).decode().splitlines()
+    json_rows = client.raw_query(query.format("from_json")).decode().splitlines()
+    assert len(arrow_rows) == len(values) + 1
+    for got, want in zip(arrow_rows, json_rows, strict=True):
+        assert got == want
+    [[sources]] = client.query(
+        "SELECT groupArray(cost_source) FROM (SELECT cost_source FROM usage_events "
+        "ORDER BY kafka_offset)"
+    ).result_rows
+    assert (
+        sources
+        == ["catalog"] * 5
+        + ["price_table"] * 2
+        + ["supplied", "unpriced"]
+        + ["unpriced"]
+        + ["catalog"] * 3
+    )
+
+
 def test_a_refused_row_is_dead_lettered_and_the_rest_is_stored(client: Client) -> None:
     llm = {"provider": "openai", "model": "gpt-4o", "input_tokens": 10, "output_tokens": 5}
     values = [orjson.dumps(event(**llm)) for _ in range(5)]
     batch = batch_of(builder(), values)
-    # A row ClickHouse refuses as data (a field given twice): the batch builder writes one
-    # value per key, so the row is spoiled here, after it was built.
-    body = batch.rows.bodies[2]
-    batch.rows.bodies[2] = body.replace(
-        b'"service":"agents"', b'"service":"agents","service":"agents"'
-    )
+    # A row ClickHouse refuses as data (a negative cost breaks the table's CHECK): the batch
+    # builder never makes one, so the row is spoiled here, after it was built.
+    batch.rows.costs[2] = -1
     writer = UsageWriter(client)
     refused = asyncio.run(writer.write(batch))
     assert refused == {(0, 2)}
-    [[count]] = client.query("SELECT count() FROM usage_events").result_rows
-    assert count == 4
+    [[count, total]] = client.query("SELECT count(), sum(cost_nusd) FROM usage_events").result_rows
+    assert (count, total) == (4, 4 * llm_cost("gpt-4o", "openai", input_tokens=10, output_tokens=5))
     [[code, reason, original]] = client.query(
         "SELECT reason_code, reason, original FROM deadletter"
     ).result_rows
-    assert code == "insert_refused" and "Duplicate field" in reason
-    assert b'"service":"agents","service":"agents"' in original.encode()
+    assert code == "insert_refused" and "money_not_negative" in reason
+    assert orjson.loads(original)["cost_nusd"] == -1
+    assert orjson.loads(original)["event_id"] == orjson.loads(values[2])["event_id"]
 
 
 def test_events_clickhouse_would_read_otherwise_are_stored_as_decoded(client: Client) -> None:
@@ -227,7 +277,7 @@ def test_an_event_costing_more_than_the_cap_is_dead_lettered(client: Client) -> 
     """A metered quantity or a supplied cost that would wrap the Int64 money columns (or
     their sums) is refused with the reason; the money columns stay exact."""
     values = [
-        orjson.dumps(event(provider="twilio", unit="minute", quantity="999999999999.999999999")),
+        orjson.dumps(event(provider="twilio", unit="minute", quantity="9999999.999999999")),
         orjson.dumps(event(provider="acme", unit="call", cost_usd="999999999.999999999")),
         orjson.dumps(event(provider="acme", unit="call", cost_usd="1000000")),  # the cap
         orjson.dumps(event(provider="acme", unit="call", cost_usd="1000000.000000001")),
@@ -249,14 +299,14 @@ def test_an_event_costing_more_than_the_cap_is_dead_lettered(client: Client) -> 
 def apply_last_block(writer: UsageWriter) -> None:
     """Do what the writer was about to do (the insert, with its token), as a server would
     before the reply is lost."""
-    assert writer.last_block is not None
-    body, token = writer.last_block
+    block = writer.last_block
+    assert block is not None
     writer.client.raw_insert(
-        "usage_events",
-        None,
-        insert_block=body,
-        fmt="JSONEachRow",
-        settings={**INSERT_SETTINGS, "insert_deduplication_token": token},
+        block.table,
+        block.columns,
+        insert_block=block.body,
+        fmt=block.fmt,
+        settings={**INSERT_SETTINGS, "insert_deduplication_token": block.token},
     )
 
 
