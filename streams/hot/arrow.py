@@ -15,7 +15,8 @@ strings the event carried and ClickHouse converts them as it would from JSON.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Final
+from operator import attrgetter
+from typing import Any, Final
 
 import numpy as np
 import pyarrow as pa
@@ -24,7 +25,10 @@ from msgspec import UNSET
 from streams.hot.batch import Rows
 
 _UTC_US: Final = pa.timestamp("us", tz="UTC")
-_STRINGS: Final = (
+# Fields with few distinct combinations in a batch: read together, numbered per combination,
+# and each column expanded from its combinations by Arrow (``take``).
+_FEW: Final = (
+    "service",
     "operation",
     "status",
     "provider",
@@ -32,9 +36,12 @@ _STRINGS: Final = (
     "response_model",
     "unit",
     "error_type",
-    "request_id",
     "environment",
+    "cache_hit",
+    "partial",
 )
+_FLAGS: Final = frozenset({"cache_hit", "partial"})
+_few = attrgetter(*_FEW)
 _TOKENS: Final = (
     "input_tokens",
     "output_tokens",
@@ -77,10 +84,20 @@ def usage_block(rows: Rows, piece: Sequence[int]) -> tuple[list[str], bytes]:
         "event_id": pa.array([e.event_id for e in events], pa.string()),
         "ts": pa.array(np.array(ts_us, dtype=np.int64), _UTC_US),
         "schema_version": pa.array(np.ones(n, dtype=np.uint8)),
-        "service": pa.array([e.service for e in events], pa.string()),
     }
-    for name in _STRINGS:
-        columns[name] = pa.array([getattr(e, name) or "" for e in events], pa.string())
+    combos: dict[tuple[Any, ...], int] = {}
+    codes = pa.array(
+        np.fromiter(
+            (combos.setdefault(c, len(combos)) for c in map(_few, events)), np.int32, count=n
+        )
+    )
+    for k, name in enumerate(_FEW):
+        if name in _FLAGS:
+            values = pa.array([c[k] is True for c in combos], pa.bool_())
+        else:
+            values = pa.array([c[k] or "" for c in combos], pa.string())
+        columns[name] = values.take(codes)
+    columns["request_id"] = pa.array([e.request_id or "" for e in events], pa.string())
     for name in _TOKENS:
         columns[name] = pa.array([getattr(e, name) or 0 for e in events], pa.uint32())
     columns["quantity"] = pa.array([e.quantity or None for e in events], pa.string())
@@ -88,8 +105,6 @@ def usage_block(rows: Rows, piece: Sequence[int]) -> tuple[list[str], bytes]:
     columns["latency_ms"] = pa.array(
         [None if e.latency_ms is UNSET else e.latency_ms for e in events], pa.float64()
     )
-    columns["cache_hit"] = pa.array([e.cache_hit is True for e in events], pa.bool_())
-    columns["partial"] = pa.array([e.partial is True for e in events], pa.bool_())
     columns["tags"] = _tags([e.tags for e in events])
     columns["cost_nusd"] = pa.array(costs, pa.int64())
     columns["avoided_cost_nusd"] = avoided

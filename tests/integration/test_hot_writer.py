@@ -277,7 +277,7 @@ def test_an_event_costing_more_than_the_cap_is_dead_lettered(client: Client) -> 
     """A metered quantity or a supplied cost that would wrap the Int64 money columns (or
     their sums) is refused with the reason; the money columns stay exact."""
     values = [
-        orjson.dumps(event(provider="twilio", unit="minute", quantity="9999999.999999999")),
+        orjson.dumps(event(provider="twilio", unit="minute", quantity="999999999999.999999999")),
         orjson.dumps(event(provider="acme", unit="call", cost_usd="999999999.999999999")),
         orjson.dumps(event(provider="acme", unit="call", cost_usd="1000000")),  # the cap
         orjson.dumps(event(provider="acme", unit="call", cost_usd="1000000.000000001")),
