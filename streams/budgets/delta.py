@@ -18,6 +18,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from itertools import accumulate
 from typing import Final
 
 import msgspec
@@ -43,14 +44,14 @@ class BudgetDelta(msgspec.Struct, omit_defaults=True, gc=False):
 
     def events(self) -> Iterator[tuple[int, int, int, int, int]]:
         """``(partition, offset, ts_us, cost_nusd, tokens)`` per event, in batch order."""
-        p = o = t = 0
-        for dp, do, dt, cost, tokens in zip(
-            self.partition, self.offset, self.ts_us, self.cost_nusd, self.tokens, strict=True
-        ):
-            p += dp
-            o += do
-            t += dt
-            yield p, o, t, cost, tokens
+        return zip(
+            accumulate(self.partition),
+            accumulate(self.offset),
+            accumulate(self.ts_us),
+            self.cost_nusd,
+            self.tokens,
+            strict=True,
+        )
 
     @property
     def size(self) -> int:
@@ -112,16 +113,11 @@ class DeltaBuilder:
         entries: list[tuple[int, int, int, int, int]],
         tallies: dict[str, dict[str, int]],
     ) -> BudgetDelta:
-        partition, offset, ts_us = [], [], []
-        cost, tokens = [], []
-        p = o = t = 0
-        for ep, eo, et, ec, ek in entries:
-            partition.append(ep - p)
-            offset.append(eo - o)
-            ts_us.append(et - t)
-            cost.append(ec)
-            tokens.append(ek)
-            p, o, t = ep, eo, et
+        if entries:
+            partitions, offsets, times, cost, tokens = map(list, zip(*entries, strict=True))
+        else:
+            partitions = offsets = times = cost = tokens = []
+        partition, offset, ts_us = _deltas(partitions), _deltas(offsets), _deltas(times)
         return BudgetDelta(
             budget=self.budget,
             epoch=epoch,
@@ -132,3 +128,8 @@ class DeltaBuilder:
             tokens=tokens,
             tallies=tallies,
         )
+
+
+def _deltas(values: list[int]) -> list[int]:
+    """Each value minus the one before it (the first minus 0)."""
+    return [b - a for a, b in zip([0, *values[:-1]], values, strict=True)]

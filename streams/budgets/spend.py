@@ -122,13 +122,21 @@ def apply_delta(
     positions = state.positions if state is not None else {}
     prefix = delta.epoch + ":"
     events: list[tuple[int, int, int]] = []
-    last: dict[str, int] = {}
+    floors: dict[int, int] = {}  # partition -> the last offset counted (or seeded)
     for partition, offset, ts_us, cost, tokens in delta.events():
-        key = prefix + str(partition)
-        if offset <= last.get(key, positions.get(key, -1)):
+        floor = floors.get(partition)
+        if floor is None:
+            floor = positions.get(prefix + str(partition), -1)
+        if offset <= floor:
+            floors[partition] = floor
             continue
-        last[key] = offset
+        floors[partition] = offset
         events.append((ts_us, cost, tokens))
+    last = {
+        key: offset
+        for partition, offset in floors.items()
+        if offset > positions.get(key := prefix + str(partition), -1)
+    }
     if not events:
         return (state if state is not None else current_state(budget, None, _at(0))), []
     state = current_state(budget, state, _at(events[0][0]))
