@@ -232,6 +232,7 @@ class UsageLoop:
         refused = await self.writer.write(batch)
         written = time.perf_counter()
         seconds["write"] += written - started
+        seconds.update({f"write.{k}": v for k, v in self.writer.seconds.items()})
         faults.point("hot.after_write")
         if refused:
             rows = batch.rows
