@@ -25,6 +25,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -44,6 +45,12 @@ from streams.ingest import dead_letter_message
 log = logging.getLogger("spendwatch.hot")
 
 _EPOCH_US = datetime(1970, 1, 1, tzinfo=UTC)
+# aiokafka retries a commit for as long as the error is retriable. A restarted embedded broker
+# answers UnknownTopicOrPartition (retriable) for the old topics until they are recreated,
+# which the loop does only after the batch in flight is finished: without a bound the loop
+# would wait for itself. A commit that gives up is a commit that failed (the next owner
+# replays the batch and finds it stored), so bounding it changes no count.
+COMMIT_TIMEOUT_S = 10.0
 
 
 def now_us() -> int:
@@ -64,6 +71,7 @@ class LoopStats:
     alerts: int = 0
     commit_failures: int = 0
     epochs: int = 1  # usage epochs seen (a restarted embedded broker starts a new one)
+    forks: int = 0  # of which started here because the broker served an offset again
     last_batch_at: float | None = None
     lag: dict[int, int] = field(default_factory=dict)
     assigned: list[int] = field(default_factory=list)
@@ -97,6 +105,8 @@ class UsageLoop:
         self.refresh_epoch = refresh_epoch
         self.on_epoch = on_epoch
         self._next: dict[int, int] = {}  # next offset expected per partition
+        # the epoch read from the broker, when the positions are counted in a fork of it
+        self._broker_epoch: str | None = None
         self.writer = writer
         self.producer = producer
         self.max_records = max_records
@@ -147,17 +157,22 @@ class UsageLoop:
                         continue
                     if self._went_back(fetched):
                         # offsets went back: the broker lost its topics (an embedded broker
-                        # restarted). Fetch again once the new epoch is known.
+                        # restarted), or it serves offsets it already served. Fetch again once
+                        # the epoch is known; in a fresh one if the broker's did not change.
                         await self._settle()
-                        await self._new_epoch()
+                        if not await self._new_epoch():
+                            self._fork_epoch("offsets went back on the same broker")
                         for tp, records in fetched.items():
                             if records:
                                 self.consumer.seek(tp, records[0].offset)
                         continue
-                    for tp, records in fetched.items():
-                        if records:
+                    for i, run in enumerate(_increasing_runs(fetched)):
+                        if i:
+                            await self._settle()
+                            self._fork_epoch("a fetch repeated offsets")
+                        for tp, records in run.items():
                             self._next[tp.partition] = records[-1].offset + 1
-                    await self._process([r for rs in fetched.values() for r in rs])
+                        await self._process([r for rs in run.values() for r in rs])
             await self._settle()
         finally:
             await self.consumer.stop()
@@ -182,20 +197,41 @@ class UsageLoop:
         async for attempt in _until_done("read the usage epoch", 0.5, 5.0):
             with attempt:
                 epoch = await self.refresh_epoch()
-        if epoch == self.builder.epoch:
+        if epoch == (self._broker_epoch or self.builder.epoch):
             return False
         log.warning(
             "the broker's usage epoch changed (%s -> %s): the broker restarted empty; "
             "positions from now on are in the new epoch",
-            self.builder.epoch,
+            self._broker_epoch or self.builder.epoch,
             epoch,
         )
+        self._broker_epoch = epoch
         self.builder.epoch = epoch
         self.builder.replay.clear()  # positions of the old epoch: nothing to replay here
         self.stats.epochs += 1
         if self.on_epoch is not None:
             self.on_epoch(epoch)
         return True
+
+    def _fork_epoch(self, why: str) -> None:
+        """Count positions from now on in a fresh epoch of this worker's own: the broker
+        served an offset of a partition again (Tansu, restarted empty, gives records the
+        offsets of others while clients from before the restart still send). A position
+        ``(epoch, partition, offset)`` must name one record, or a ledger would skip the second
+        record as counted (docs/exactly-once.md)."""
+        if self._broker_epoch is None:
+            self._broker_epoch = self.builder.epoch
+        fork = uuid.uuid4().hex[:16]
+        log.warning(
+            "%s: positions from now on are in the usage epoch %s (was %s)",
+            why,
+            fork,
+            self.builder.epoch,
+        )
+        self.builder.epoch = fork
+        self.builder.replay.clear()  # positions of the old epoch: nothing to replay here
+        self.stats.epochs += 1
+        self.stats.forks += 1
 
     async def _settle(self) -> None:
         """Wait for the batch in flight (written, sent, committed)."""
@@ -286,8 +322,8 @@ class UsageLoop:
             for p, offset in batch.commit.items()
         }
         try:
-            await self.consumer.commit(offsets)
-        except (CommitFailedError, IllegalStateError, KafkaError) as exc:
+            await asyncio.wait_for(self.consumer.commit(offsets), COMMIT_TIMEOUT_S)
+        except (CommitFailedError, IllegalStateError, KafkaError, TimeoutError) as exc:
             # The partitions moved on: their next owner re-reads these records and finds
             # them stored (and their deltas counted). Nothing is lost or doubled.
             self.stats.commit_failures += 1
@@ -364,6 +400,24 @@ class UsageLoop:
                 continue
             lag[tp.partition] = max(0, high - position)
         return lag
+
+
+def _increasing_runs(
+    fetched: dict[TopicPartition, list[Any]],
+) -> list[dict[TopicPartition, list[Any]]]:
+    """The fetch cut where a partition's offsets stop increasing: run *k* holds the *k*-th
+    strictly increasing stretch of each partition (one run for a sane broker)."""
+    runs: list[dict[TopicPartition, list[Any]]] = []
+    for tp, records in fetched.items():
+        k, last = 0, -1
+        for record in records:
+            if record.offset <= last:
+                k += 1
+            last = record.offset
+            while len(runs) <= k:
+                runs.append({})
+            runs[k].setdefault(tp, []).append(record)
+    return runs
 
 
 class _Listener(ConsumerRebalanceListener):  # type: ignore[misc]
