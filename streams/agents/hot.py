@@ -74,7 +74,7 @@ async def run_hot_path(pipeline: Pipeline) -> None:
         fetch_max_wait_ms=k.fetch_max_wait_ms,
         session_timeout_ms=k.session_timeout_ms,
         refresh_epoch=partial(refresh_epoch, settings),
-        on_epoch=partial(setattr, pipeline, "epoch"),
+        on_epoch=pipeline.epoch_changed,
     )
     try:
         await loop.run()

@@ -99,7 +99,7 @@ class UsageLoop:
         max_poll_interval_ms: int = 3_600_000,
         clock_us: Callable[[], int] = now_us,
         refresh_epoch: Callable[[], Awaitable[str]] | None = None,
-        on_epoch: Callable[[str], None] | None = None,
+        on_epoch: Callable[[str], Awaitable[None]] | None = None,
     ) -> None:
         self.builder = builder
         self.refresh_epoch = refresh_epoch
@@ -210,7 +210,7 @@ class UsageLoop:
         self.builder.replay.clear()  # positions of the old epoch: nothing to replay here
         self.stats.epochs += 1
         if self.on_epoch is not None:
-            self.on_epoch(epoch)
+            await self.on_epoch(epoch)  # the batch before it is settled: see its docstring
         return True
 
     def _fork_epoch(self, why: str) -> None:
