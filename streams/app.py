@@ -275,6 +275,7 @@ class Pipeline:
                 "commit_failures": s.commit_failures,
                 "epochs": s.epochs,
                 "epoch_forks": s.forks,
+                "producers_replaced": s.producers,
                 "write_retries": hot.writer.retries,
                 "writer_error": hot.writer.last_error if hot.writer.consecutive_failures else None,
                 "dedupe_ids": hot.builder.stored.size,

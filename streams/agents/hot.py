@@ -31,6 +31,22 @@ async def refresh_epoch(settings: Settings) -> str:
     return epoch
 
 
+async def new_producer(settings: Settings) -> AIOKafkaProducer:
+    """A started producer for the hot path's deltas, alerts and dead letters."""
+    producer = AIOKafkaProducer(
+        bootstrap_servers=settings.kafka.bootstrap_servers,
+        linger_ms=5,
+        max_request_size=16 * 1024 * 1024,
+        max_batch_size=1024 * 1024,
+    )
+    try:
+        await producer.start()
+    except BaseException:
+        await producer.stop()
+        raise
+    return producer
+
+
 async def run_hot_path(pipeline: Pipeline) -> None:
     """Build the loop on the worker's ClickHouse client and run it until the worker stops."""
     settings = pipeline.settings
@@ -56,13 +72,7 @@ async def run_hot_path(pipeline: Pipeline) -> None:
         retry_max_s=ch.retry_max_s,
         fault=pipeline.write_fault or faults.write_fault(),
     )
-    producer = AIOKafkaProducer(
-        bootstrap_servers=settings.kafka.bootstrap_servers,
-        linger_ms=5,
-        max_request_size=16 * 1024 * 1024,
-        max_batch_size=1024 * 1024,
-    )
-    await producer.start()
+    producer = await new_producer(settings)
     k = settings.kafka
     loop = pipeline.hot = UsageLoop(
         bootstrap_servers=k.bootstrap_servers,
@@ -75,8 +85,9 @@ async def run_hot_path(pipeline: Pipeline) -> None:
         session_timeout_ms=k.session_timeout_ms,
         refresh_epoch=partial(refresh_epoch, settings),
         on_epoch=pipeline.epoch_changed,
+        new_producer=partial(new_producer, settings),
     )
     try:
         await loop.run()
     finally:
-        await producer.stop()
+        await loop.producer.stop()

@@ -23,6 +23,7 @@ positions cannot be taken for the old broker's (docs/exactly-once.md).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
 import uuid
@@ -51,6 +52,9 @@ _EPOCH_US = datetime(1970, 1, 1, tzinfo=UTC)
 # would wait for itself. A commit that gives up is a commit that failed (the next owner
 # replays the batch and finds it stored), so bounding it changes no count.
 COMMIT_TIMEOUT_S = 10.0
+# One attempt to send a batch's deltas and alerts; past it the attempt fails and the next one
+# goes through a new producer (see ``UsageLoop._replace_producer``).
+SEND_TIMEOUT_S = 30.0
 
 
 def now_us() -> int:
@@ -72,6 +76,7 @@ class LoopStats:
     commit_failures: int = 0
     epochs: int = 1  # usage epochs seen (a restarted embedded broker starts a new one)
     forks: int = 0  # of which started here because the broker served an offset again
+    producers: int = 0  # producers replaced after a failed send or a new broker epoch
     last_batch_at: float | None = None
     lag: dict[int, int] = field(default_factory=dict)
     assigned: list[int] = field(default_factory=list)
@@ -100,6 +105,7 @@ class UsageLoop:
         clock_us: Callable[[], int] = now_us,
         refresh_epoch: Callable[[], Awaitable[str]] | None = None,
         on_epoch: Callable[[str], Awaitable[None]] | None = None,
+        new_producer: Callable[[], Awaitable[AIOKafkaProducer]] | None = None,
     ) -> None:
         self.builder = builder
         self.refresh_epoch = refresh_epoch
@@ -108,7 +114,9 @@ class UsageLoop:
         # the epoch read from the broker, when the positions are counted in a fork of it
         self._broker_epoch: str | None = None
         self.writer = writer
-        self.producer = producer
+        self.producer = producer  # replaced by ``new_producer()`` after a failed send
+        self.new_producer = new_producer
+        self._renew_producer = False
         self.max_records = max_records
         self.clock_us = clock_us
         self.consumer = AIOKafkaConsumer(
@@ -209,6 +217,7 @@ class UsageLoop:
         self.builder.epoch = epoch
         self.builder.replay.clear()  # positions of the old epoch: nothing to replay here
         self.stats.epochs += 1
+        self._renew_producer = True  # its metadata is the old broker's
         if self.on_epoch is not None:
             await self.on_epoch(epoch)  # the batch before it is settled: see its docstring
         return True
@@ -305,16 +314,40 @@ class UsageLoop:
         if not messages:
             return
         retrying = _until_done(
-            "send a batch's deltas and alerts", 0.2, 10.0, retry_if_exception_type(KafkaError)
+            "send a batch's deltas and alerts",
+            0.2,
+            10.0,
+            retry_if_exception_type((KafkaError, TimeoutError)),
         )
         async for attempt in retrying:
             with attempt:
-                futures = []
-                for topic, key, value in messages:
-                    futures.append(await self.producer.send(topic, value, key=key))
-                    if len(futures) == 1:
-                        faults.point("hot.mid_send")
-                await asyncio.gather(*futures)
+                if self._renew_producer and self.new_producer is not None:
+                    await self._replace_producer()
+                try:
+                    await asyncio.wait_for(self._send_once(messages), SEND_TIMEOUT_S)
+                except (KafkaError, TimeoutError):
+                    self._renew_producer = True
+                    raise
+
+    async def _send_once(self, messages: list[tuple[str, bytes | None, bytes]]) -> None:
+        futures = []
+        for topic, key, value in messages:
+            futures.append(await self.producer.send(topic, value, key=key))
+            if len(futures) == 1:
+                faults.point("hot.mid_send")
+        await asyncio.gather(*futures)
+
+    async def _replace_producer(self) -> None:
+        """A new producer for the next attempt. After a failed send, or a new broker epoch,
+        the old one may hold metadata of topics the broker no longer has, or a sender that
+        stopped answering (seen on a restarted Tansu: a send that never completes)."""
+        assert self.new_producer is not None
+        fresh = await self.new_producer()  # raises while the broker is unreachable: retried
+        old, self.producer = self.producer, fresh
+        self._renew_producer = False
+        self.stats.producers += 1
+        with contextlib.suppress(Exception):
+            await asyncio.wait_for(old.stop(), 5.0)
 
     async def _commit(self, batch: Batch) -> None:
         offsets = {

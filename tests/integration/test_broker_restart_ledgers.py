@@ -39,7 +39,7 @@ def config(bootstrap: str, directory: Path) -> str:
     return f"""
 [kafka]
 bootstrap_servers = "{bootstrap}"
-partitions = 2
+partitions = 4
 max_batch_records = 500
 
 [worker]
@@ -119,7 +119,7 @@ def test_ledgers_equal_clickhouse_after_an_empty_broker_restart(tmp_path: Path) 
     broker = TansuBroker().start()
     try:
         bootstrap = broker.bootstrap_servers
-        asyncio.run(create_topics(bootstrap, topics.ALL, 2))
+        asyncio.run(create_topics(bootstrap, topics.ALL, 4))
         with running_worker(
             config(bootstrap, tmp_path), tmp_path, stderr=tmp_path / "worker.log"
         ) as worker:
