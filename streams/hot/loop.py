@@ -117,6 +117,7 @@ class UsageLoop:
         self.producer = producer  # replaced by ``new_producer()`` after a failed send
         self.new_producer = new_producer
         self._renew_producer = False
+        self._closing: set[asyncio.Task[None]] = set()  # old producers being stopped
         self.max_records = max_records
         self.clock_us = clock_us
         self.consumer = AIOKafkaConsumer(
@@ -165,15 +166,16 @@ class UsageLoop:
                         continue
                     if self._went_back(fetched):
                         # offsets went back: the broker lost its topics (an embedded broker
-                        # restarted), or it serves offsets it already served. Fetch again once
-                        # the epoch is known; in a fresh one if the broker's did not change.
+                        # restarted): fetch again once the new epoch is known. Or the same
+                        # broker serves offsets it already served: count these records in a
+                        # fresh epoch (what was counted already is found stored by event id).
                         await self._settle()
-                        if not await self._new_epoch():
-                            self._fork_epoch("offsets went back on the same broker")
-                        for tp, records in fetched.items():
-                            if records:
-                                self.consumer.seek(tp, records[0].offset)
-                        continue
+                        if await self._new_epoch():
+                            for tp, records in fetched.items():
+                                if records:
+                                    self.consumer.seek(tp, records[0].offset)
+                            continue
+                        self._fork_epoch("offsets went back on the same broker")
                     for i, run in enumerate(_increasing_runs(fetched)):
                         if i:
                             await self._settle()
@@ -342,12 +344,16 @@ class UsageLoop:
         the old one may hold metadata of topics the broker no longer has, or a sender that
         stopped answering (seen on a restarted Tansu: a send that never completes)."""
         assert self.new_producer is not None
-        fresh = await self.new_producer()  # raises while the broker is unreachable: retried
+        # raises while the broker is unreachable, or does not answer: retried
+        fresh = await asyncio.wait_for(self.new_producer(), SEND_TIMEOUT_S)
         old, self.producer = self.producer, fresh
         self._renew_producer = False
         self.stats.producers += 1
-        with contextlib.suppress(Exception):
-            await asyncio.wait_for(old.stop(), 5.0)
+        log.info("the hot path sends through a new producer from now on")
+        # stopping waits for what the old one still holds: not on the hot path
+        task = asyncio.create_task(_stop_quietly(old), name="stop-old-producer")
+        self._closing.add(task)
+        task.add_done_callback(self._closing.discard)
 
     async def _commit(self, batch: Batch) -> None:
         offsets = {
@@ -433,6 +439,11 @@ class UsageLoop:
                 continue
             lag[tp.partition] = max(0, high - position)
         return lag
+
+
+async def _stop_quietly(producer: AIOKafkaProducer) -> None:
+    with contextlib.suppress(Exception):
+        await asyncio.wait_for(producer.stop(), 30.0)
 
 
 def _increasing_runs(
