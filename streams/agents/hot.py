@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
 from functools import partial
 from typing import TYPE_CHECKING
@@ -42,7 +44,8 @@ async def new_producer(settings: Settings) -> AIOKafkaProducer:
     try:
         await producer.start()
     except BaseException:
-        await producer.stop()
+        with contextlib.suppress(Exception):
+            await asyncio.wait_for(producer.stop(), 5.0)
         raise
     return producer
 

@@ -30,7 +30,7 @@ import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, TypeVar
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRebalanceListener
 from aiokafka.errors import CommitFailedError, IllegalStateError, KafkaError
@@ -44,6 +44,7 @@ from streams.hot.writer import UsageWriter
 from streams.ingest import dead_letter_message
 
 log = logging.getLogger("spendwatch.hot")
+_T = TypeVar("_T")
 
 _EPOCH_US = datetime(1970, 1, 1, tzinfo=UTC)
 # aiokafka retries a commit for as long as the error is retriable. A restarted embedded broker
@@ -117,7 +118,7 @@ class UsageLoop:
         self.producer = producer  # replaced by ``new_producer()`` after a failed send
         self.new_producer = new_producer
         self._renew_producer = False
-        self._closing: set[asyncio.Task[None]] = set()  # old producers being stopped
+        self._closing: set[asyncio.Future[Any]] = set()  # left to finish off the hot path
         self.max_records = max_records
         self.clock_us = clock_us
         self.consumer = AIOKafkaConsumer(
@@ -326,7 +327,7 @@ class UsageLoop:
                 if self._renew_producer and self.new_producer is not None:
                     await self._replace_producer()
                 try:
-                    await asyncio.wait_for(self._send_once(messages), SEND_TIMEOUT_S)
+                    await self._within(self._send_once(messages), "a send")
                 except (KafkaError, TimeoutError):
                     self._renew_producer = True
                     raise
@@ -345,15 +346,31 @@ class UsageLoop:
         stopped answering (seen on a restarted Tansu: a send that never completes)."""
         assert self.new_producer is not None
         # raises while the broker is unreachable, or does not answer: retried
-        fresh = await asyncio.wait_for(self.new_producer(), SEND_TIMEOUT_S)
+        fresh = await self._within(self.new_producer(), "starting a producer")
         old, self.producer = self.producer, fresh
         self._renew_producer = False
         self.stats.producers += 1
         log.info("the hot path sends through a new producer from now on")
         # stopping waits for what the old one still holds: not on the hot path
-        task = asyncio.create_task(_stop_quietly(old), name="stop-old-producer")
+        self._abandon(asyncio.create_task(_stop_quietly(old), name="stop-old-producer"))
+
+    async def _within(self, work: Awaitable[_T], what: str) -> _T:
+        """``work``'s result, or ``TimeoutError`` after ``SEND_TIMEOUT_S``. Unlike
+        ``asyncio.wait_for`` it does not wait for a timed-out ``work`` to finish cancelling:
+        a client stuck on a broken broker may never do so."""
+        task = asyncio.ensure_future(work)
+        done, _ = await asyncio.wait({task}, timeout=SEND_TIMEOUT_S)
+        if not done:
+            task.cancel()
+            self._abandon(task)
+            raise TimeoutError(f"{what} took more than {SEND_TIMEOUT_S:.0f} s")
+        return task.result()
+
+    def _abandon(self, task: asyncio.Future[Any]) -> None:
+        """Let ``task`` finish (or not) off the hot path, its outcome dropped."""
         self._closing.add(task)
         task.add_done_callback(self._closing.discard)
+        task.add_done_callback(lambda t: t.cancelled() or t.exception())
 
     async def _commit(self, batch: Batch) -> None:
         offsets = {
