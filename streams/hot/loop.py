@@ -17,7 +17,9 @@ The loop notices it on the next assignment or on the first record whose offset g
 (whichever comes first) and, before processing anything from the new broker, calls
 ``refresh_epoch`` (the worker recreates its topics there and reads or writes the new usage
 epoch, ``streams.epoch``): rows and budget deltas from then on carry the new epoch, so their
-positions cannot be taken for the old broker's (docs/exactly-once.md).
+positions cannot be taken for the old broker's (docs/exactly-once.md). Where the same broker
+serves a partition's offsets again (Tansu after such a restart), the records from there on
+are counted in a fork: a fresh epoch id of this worker's, so a position names one record.
 """
 
 from __future__ import annotations
