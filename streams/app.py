@@ -205,6 +205,25 @@ class Pipeline:
             return
         await self.raise_budget_alerts(alerts)
 
+    async def epoch_changed(self, epoch: str) -> None:
+        """The hot path adopted a new usage epoch (the embedded broker restarted empty); it
+        calls this once the batches it wrote before are settled (sent and committed, or
+        given up), and before it processes anything of the new epoch.
+
+        Every owned ledger is seeded again from ClickHouse, exactly as at start-up: the
+        snapshot holds every row written so far with its positions, so budget deltas the
+        restart lost (sent to the stopped broker, or acknowledged and dropped by the fresh
+        one) are counted from ClickHouse, and those still to come count once
+        (docs/exactly-once.md, "A restarted broker")."""
+        self.epoch = epoch
+        await self.runtime.ready.wait()
+        try:
+            alerts = await self.book.reseed()
+        except Exception as exc:
+            self.supervisor.crashed("reseed", exc)
+            return
+        await self.raise_budget_alerts(alerts)
+
     async def _on_shutdown(self, app: Any, *args: Any, **kwargs: Any) -> None:
         if self.hot is not None:
             await self.hot.stop()
@@ -255,6 +274,8 @@ class Pipeline:
                 "deltas": s.deltas,
                 "commit_failures": s.commit_failures,
                 "epochs": s.epochs,
+                "epoch_forks": s.forks,
+                "producers_replaced": s.producers,
                 "write_retries": hot.writer.retries,
                 "writer_error": hot.writer.last_error if hot.writer.consecutive_failures else None,
                 "dedupe_ids": hot.builder.stored.size,

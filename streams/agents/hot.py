@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import gc
 import logging
 from functools import partial
@@ -48,6 +50,23 @@ def tune_gc() -> None:
     gc.set_threshold(GC_GEN0_THRESHOLD, gen1, gen2)
 
 
+async def new_producer(settings: Settings) -> AIOKafkaProducer:
+    """A started producer for the hot path's deltas, alerts and dead letters."""
+    producer = AIOKafkaProducer(
+        bootstrap_servers=settings.kafka.bootstrap_servers,
+        linger_ms=5,
+        max_request_size=16 * 1024 * 1024,
+        max_batch_size=1024 * 1024,
+    )
+    try:
+        await producer.start()
+    except BaseException:
+        with contextlib.suppress(Exception):
+            await asyncio.wait_for(producer.stop(), 5.0)
+        raise
+    return producer
+
+
 async def run_hot_path(pipeline: Pipeline) -> None:
     """Build the loop on the worker's ClickHouse client and run it until the worker stops."""
     settings = pipeline.settings
@@ -73,13 +92,7 @@ async def run_hot_path(pipeline: Pipeline) -> None:
         retry_max_s=ch.retry_max_s,
         fault=pipeline.write_fault or faults.write_fault(),
     )
-    producer = AIOKafkaProducer(
-        bootstrap_servers=settings.kafka.bootstrap_servers,
-        linger_ms=5,
-        max_request_size=16 * 1024 * 1024,
-        max_batch_size=1024 * 1024,
-    )
-    await producer.start()
+    producer = await new_producer(settings)
     k = settings.kafka
     loop = pipeline.hot = UsageLoop(
         bootstrap_servers=k.bootstrap_servers,
@@ -91,10 +104,11 @@ async def run_hot_path(pipeline: Pipeline) -> None:
         fetch_max_wait_ms=k.fetch_max_wait_ms,
         session_timeout_ms=k.session_timeout_ms,
         refresh_epoch=partial(refresh_epoch, settings),
-        on_epoch=partial(setattr, pipeline, "epoch"),
+        on_epoch=pipeline.epoch_changed,
+        new_producer=partial(new_producer, settings),
     )
     tune_gc()
     try:
         await loop.run()
     finally:
-        await producer.stop()
+        await loop.producer.stop()

@@ -17,6 +17,7 @@ delivery log keeps to one notification per receiver.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass
@@ -118,6 +119,28 @@ class LedgerBook:
         finally:
             if task.done() and self._seeding.get(name) is task:
                 del self._seeding[name]
+
+    async def reseed(self) -> list[Alert]:
+        """Seed every owned ledger again from ClickHouse (a new usage epoch: see
+        ``Pipeline.epoch_changed``); the alerts due, as :meth:`seed`.
+
+        Deltas counted before a ledger is dropped were sent after their rows were written, so
+        the new snapshot holds their events; deltas counted after it are checked against its
+        positions. A seeding already under way started before the call, so it is awaited and
+        done again."""
+        alerts: list[Alert] = []
+        for name in sorted(self.owned):
+            pending = self._seeding.get(name)
+            if pending is not None:
+                with contextlib.suppress(Exception, asyncio.CancelledError):
+                    await asyncio.shield(pending)
+                if self._seeding.get(name) is pending:
+                    del self._seeding[name]  # its alerts went to its own caller
+            if name not in self.owned:
+                continue
+            self.states.pop(name, None)
+            alerts += await self.seed(name)
+        return alerts
 
     async def _seed(self, name: str) -> list[Alert]:
         budget = self.budgets[name]

@@ -17,18 +17,23 @@ The loop notices it on the next assignment or on the first record whose offset g
 (whichever comes first) and, before processing anything from the new broker, calls
 ``refresh_epoch`` (the worker recreates its topics there and reads or writes the new usage
 epoch, ``streams.epoch``): rows and budget deltas from then on carry the new epoch, so their
-positions cannot be taken for the old broker's (docs/exactly-once.md).
+positions cannot be taken for the old broker's (docs/exactly-once.md). Where the same broker
+serves a partition's offsets again (Tansu after such a restart), the records from there on
+are counted in a fork: a fresh epoch id of this worker's, so a position names one record.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
+import operator
 import time
+import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, TypeVar
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRebalanceListener
 from aiokafka.errors import CommitFailedError, IllegalStateError, KafkaError
@@ -42,8 +47,18 @@ from streams.hot.writer import UsageWriter
 from streams.ingest import dead_letter_message
 
 log = logging.getLogger("spendwatch.hot")
+_T = TypeVar("_T")
 
 _EPOCH_US = datetime(1970, 1, 1, tzinfo=UTC)
+# aiokafka retries a commit for as long as the error is retriable. A restarted embedded broker
+# answers UnknownTopicOrPartition (retriable) for the old topics until they are recreated,
+# which the loop does only after the batch in flight is finished: without a bound the loop
+# would wait for itself. A commit that gives up is a commit that failed (the next owner
+# replays the batch and finds it stored), so bounding it changes no count.
+COMMIT_TIMEOUT_S = 10.0
+# One attempt to send a batch's deltas and alerts; past it the attempt fails and the next one
+# goes through a new producer (see ``UsageLoop._replace_producer``).
+SEND_TIMEOUT_S = 30.0
 
 
 def now_us() -> int:
@@ -64,6 +79,8 @@ class LoopStats:
     alerts: int = 0
     commit_failures: int = 0
     epochs: int = 1  # usage epochs seen (a restarted embedded broker starts a new one)
+    forks: int = 0  # of which started here because the broker served an offset again
+    producers: int = 0  # producers replaced after a failed send or a new broker epoch
     last_batch_at: float | None = None
     lag: dict[int, int] = field(default_factory=dict)
     assigned: list[int] = field(default_factory=list)
@@ -94,14 +111,20 @@ class UsageLoop:
         max_poll_interval_ms: int = 3_600_000,
         clock_us: Callable[[], int] = now_us,
         refresh_epoch: Callable[[], Awaitable[str]] | None = None,
-        on_epoch: Callable[[str], None] | None = None,
+        on_epoch: Callable[[str], Awaitable[None]] | None = None,
+        new_producer: Callable[[], Awaitable[AIOKafkaProducer]] | None = None,
     ) -> None:
         self.builder = builder
         self.refresh_epoch = refresh_epoch
         self.on_epoch = on_epoch
         self._next: dict[int, int] = {}  # next offset expected per partition
+        # the epoch read from the broker, when the positions are counted in a fork of it
+        self._broker_epoch: str | None = None
         self.writer = writer
-        self.producer = producer
+        self.producer = producer  # replaced by ``new_producer()`` after a failed send
+        self.new_producer = new_producer
+        self._renew_producer = False
+        self._closing: set[asyncio.Future[Any]] = set()  # left to finish off the hot path
         self.max_records = max_records
         self.clock_us = clock_us
         self.consumer = AIOKafkaConsumer(
@@ -151,18 +174,24 @@ class UsageLoop:
                         continue
                     if self._went_back(fetched):
                         # offsets went back: the broker lost its topics (an embedded broker
-                        # restarted). Fetch again once the new epoch is known.
+                        # restarted): fetch again once the new epoch is known. Or the same
+                        # broker serves offsets it already served: count these records in a
+                        # fresh epoch (what was counted already is found stored by event id).
                         await self._settle()
-                        await self._new_epoch()
-                        for tp, records in fetched.items():
-                            if records:
-                                self.consumer.seek(tp, records[0].offset)
-                        continue
-                    for tp, records in fetched.items():
-                        if records:
-                            self._next[tp.partition] = records[-1].offset + 1
+                        if await self._new_epoch():
+                            for tp, records in fetched.items():
+                                if records:
+                                    self.consumer.seek(tp, records[0].offset)
+                            continue
+                        self._fork_epoch("offsets went back on the same broker")
                     self.stats.seconds["fetch"] += time.perf_counter() - fetch_started
-                    await self._process([r for rs in fetched.values() for r in rs])
+                    for i, run in enumerate(_increasing_runs(fetched)):
+                        if i:
+                            await self._settle()
+                            self._fork_epoch("a fetch repeated offsets")
+                        for tp, records in run.items():
+                            self._next[tp.partition] = records[-1].offset + 1
+                        await self._process([r for rs in run.values() for r in rs])
             await self._settle()
         finally:
             await self.consumer.stop()
@@ -187,20 +216,42 @@ class UsageLoop:
         async for attempt in _until_done("read the usage epoch", 0.5, 5.0):
             with attempt:
                 epoch = await self.refresh_epoch()
-        if epoch == self.builder.epoch:
+        if epoch == (self._broker_epoch or self.builder.epoch):
             return False
         log.warning(
             "the broker's usage epoch changed (%s -> %s): the broker restarted empty; "
             "positions from now on are in the new epoch",
-            self.builder.epoch,
+            self._broker_epoch or self.builder.epoch,
             epoch,
         )
+        self._broker_epoch = epoch
         self.builder.epoch = epoch
         self.builder.replay.clear()  # positions of the old epoch: nothing to replay here
         self.stats.epochs += 1
+        self._renew_producer = True  # its metadata is the old broker's
         if self.on_epoch is not None:
-            self.on_epoch(epoch)
+            await self.on_epoch(epoch)  # the batch before it is settled: see its docstring
         return True
+
+    def _fork_epoch(self, why: str) -> None:
+        """Count positions from now on in a fresh epoch of this worker's own: the broker
+        served an offset of a partition again (Tansu, restarted empty, gives records the
+        offsets of others while clients from before the restart still send). A position
+        ``(epoch, partition, offset)`` must name one record, or a ledger would skip the second
+        record as counted (docs/exactly-once.md)."""
+        if self._broker_epoch is None:
+            self._broker_epoch = self.builder.epoch
+        fork = uuid.uuid4().hex[:16]
+        log.warning(
+            "%s: positions from now on are in the usage epoch %s (was %s)",
+            why,
+            fork,
+            self.builder.epoch,
+        )
+        self.builder.epoch = fork
+        self.builder.replay.clear()  # positions of the old epoch: nothing to replay here
+        self.stats.epochs += 1
+        self.stats.forks += 1
 
     async def _settle(self) -> None:
         """Wait for the batch in flight (written, sent, committed)."""
@@ -277,16 +328,60 @@ class UsageLoop:
         if not messages:
             return
         retrying = _until_done(
-            "send a batch's deltas and alerts", 0.2, 10.0, retry_if_exception_type(KafkaError)
+            "send a batch's deltas and alerts",
+            0.2,
+            10.0,
+            retry_if_exception_type((KafkaError, TimeoutError)),
         )
         async for attempt in retrying:
             with attempt:
-                futures = []
-                for topic, key, value in messages:
-                    futures.append(await self.producer.send(topic, value, key=key))
-                    if len(futures) == 1:
-                        faults.point("hot.mid_send")
-                await asyncio.gather(*futures)
+                if self._renew_producer and self.new_producer is not None:
+                    await self._replace_producer()
+                try:
+                    await self._within(self._send_once(messages), "a send")
+                except (KafkaError, TimeoutError):
+                    self._renew_producer = True
+                    raise
+
+    async def _send_once(self, messages: list[tuple[str, bytes | None, bytes]]) -> None:
+        futures = []
+        for topic, key, value in messages:
+            futures.append(await self.producer.send(topic, value, key=key))
+            if len(futures) == 1:
+                faults.point("hot.mid_send")
+        await asyncio.gather(*futures)
+
+    async def _replace_producer(self) -> None:
+        """A new producer for the next attempt. After a failed send, or a new broker epoch,
+        the old one may hold metadata of topics the broker no longer has, or a sender that
+        stopped answering (seen on a restarted Tansu: a send that never completes)."""
+        assert self.new_producer is not None
+        # raises while the broker is unreachable, or does not answer: retried
+        fresh = await self._within(self.new_producer(), "starting a producer")
+        old, self.producer = self.producer, fresh
+        self._renew_producer = False
+        self.stats.producers += 1
+        log.info("the hot path sends through a new producer from now on")
+        # stopping waits for what the old one still holds: not on the hot path
+        self._abandon(asyncio.create_task(_stop_quietly(old), name="stop-old-producer"))
+
+    async def _within(self, work: Awaitable[_T], what: str) -> _T:
+        """``work``'s result, or ``TimeoutError`` after ``SEND_TIMEOUT_S``. Unlike
+        ``asyncio.wait_for`` it does not wait for a timed-out ``work`` to finish cancelling:
+        a client stuck on a broken broker may never do so."""
+        task = asyncio.ensure_future(work)
+        done, _ = await asyncio.wait({task}, timeout=SEND_TIMEOUT_S)
+        if not done:
+            task.cancel()
+            self._abandon(task)
+            raise TimeoutError(f"{what} took more than {SEND_TIMEOUT_S:.0f} s")
+        return task.result()
+
+    def _abandon(self, task: asyncio.Future[Any]) -> None:
+        """Let ``task`` finish (or not) off the hot path, its outcome dropped."""
+        self._closing.add(task)
+        task.add_done_callback(self._closing.discard)
+        task.add_done_callback(lambda t: t.cancelled() or t.exception())
 
     async def _commit(self, batch: Batch) -> None:
         offsets = {
@@ -294,8 +389,8 @@ class UsageLoop:
             for p, offset in batch.commit.items()
         }
         try:
-            await self.consumer.commit(offsets)
-        except (CommitFailedError, IllegalStateError, KafkaError) as exc:
+            await asyncio.wait_for(self.consumer.commit(offsets), COMMIT_TIMEOUT_S)
+        except (CommitFailedError, IllegalStateError, KafkaError, TimeoutError) as exc:
             # The partitions moved on: their next owner re-reads these records and finds
             # them stored (and their deltas counted). Nothing is lost or doubled.
             self.stats.commit_failures += 1
@@ -372,6 +467,37 @@ class UsageLoop:
                 continue
             lag[tp.partition] = max(0, high - position)
         return lag
+
+
+async def _stop_quietly(producer: AIOKafkaProducer) -> None:
+    with contextlib.suppress(Exception):
+        await asyncio.wait_for(producer.stop(), 30.0)
+
+
+def _increasing_runs(
+    fetched: dict[TopicPartition, list[Any]],
+) -> list[dict[TopicPartition, list[Any]]]:
+    """The fetch cut where a partition's offsets stop increasing: run *k* holds the *k*-th
+    strictly increasing stretch of each partition (one run for a sane broker)."""
+    if all(_increasing(records) for records in fetched.values()):  # the usual case
+        run = {tp: records for tp, records in fetched.items() if records}
+        return [run] if run else []
+    runs: list[dict[TopicPartition, list[Any]]] = []
+    for tp, records in fetched.items():
+        k, last = 0, -1
+        for record in records:
+            if record.offset <= last:
+                k += 1
+            last = record.offset
+            while len(runs) <= k:
+                runs.append({})
+            runs[k].setdefault(tp, []).append(record)
+    return runs
+
+
+def _increasing(records: list[Any]) -> bool:
+    offsets = [r.offset for r in records]
+    return all(map(operator.lt, offsets, offsets[1:]))
 
 
 class _Listener(ConsumerRebalanceListener):  # type: ignore[misc]

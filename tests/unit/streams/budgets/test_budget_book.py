@@ -104,3 +104,29 @@ async def test_a_released_budget_is_forgotten_and_ignores_deltas() -> None:
     await b.seed("daily")
     b.release(["daily"])
     assert b.states == {} and await b.apply(delta((0, 0, USD))) == []
+
+
+async def test_reseed_counts_what_deltas_lost_and_each_later_delta_once() -> None:
+    """A new usage epoch: the delta for offsets 1-2 never arrived (the restarted broker
+    dropped it), ClickHouse holds it. The reseed takes it from the snapshot; a copy of it
+    arriving late and the delta past the snapshot count once."""
+    store = Store(USD, {"e1:0": 0}, set())
+    b = book(store)
+    await b.seed("daily")
+    assert await b.apply(delta((0, 0, USD))) == []  # already in the snapshot
+    assert b.states["daily"].spent_nusd == USD
+    store.spent, store.positions = 3 * USD, {"e1:0": 2}  # offsets 1 and 2 stored, delta lost
+    assert await b.reseed() == []
+    assert b.states["daily"].spent_nusd == 3 * USD and store.reads == 2
+    await b.apply(delta((0, 1, USD), (0, 2, USD)))  # the lost delta, late: nothing new
+    alerts = await b.apply(delta((0, 3, 2 * USD)))
+    assert b.states["daily"].spent_nusd == 5 * USD
+    assert [a.labels["threshold"] for a in alerts] == ["0.5"]
+
+
+async def test_reseed_skips_budgets_no_longer_owned() -> None:
+    store = Store(USD, {}, set())
+    b = book(store)
+    await b.seed("daily")
+    b.release(["daily"])
+    assert await b.reseed() == [] and b.states == {} and store.reads == 1
