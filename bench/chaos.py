@@ -25,6 +25,7 @@ B. The broker stops for ``--broker-outage-s`` and restarts empty (Tansu keeps to
    workers had not yet read (measured: records acknowledged = SDK ``sent``).
 C. An instrumented app whose broker is unreachable for ``--unreachable-s``: p99 of a call with
    ``spendwatch.record`` after it against the same call without, alternated in one run.
+   ``--phases C`` runs this phase alone (about ``--unreachable-s``; no broker, no workers).
 
 Prints one table; unless ``--no-record``, appends it to bench/RESULTS.md with the command.
 ``run(Plan(...))`` is what ``tests/integration/test_chaos.py`` calls with a small plan.
@@ -100,6 +101,7 @@ class Plan:
     seed: int = 12
     partitions: int = 4
     settle_timeout_s: float = 300.0
+    phases: str = "ABC"  # "C": phase C alone (A and B share one stack; B follows A)
 
 
 @dataclass
@@ -460,8 +462,10 @@ def run(plan: Plan, directory: Path | None = None, log: Callable[[str], None] = 
     with contextlib.ExitStack() as outer:
         if directory is None:
             directory = Path(outer.enter_context(tempfile.TemporaryDirectory(prefix="chaos-")))
-        _phase_a_and_b(plan, directory, result, log)
-        _phase_c(plan, result, log)
+        if "A" in plan.phases.upper():
+            _phase_a_and_b(plan, directory, result, log)
+        if "C" in plan.phases.upper():
+            _phase_c(plan, result, log)
     result.seconds = time.monotonic() - started
     return result
 
@@ -908,9 +912,10 @@ def _phase_b(
 def _phase_c(plan: Plan, result: Result, log: Callable[[str], None]) -> None:
     """An app calling an API (a loopback HTTP request answering an LLM-sized JSON body) with
     ``spendwatch.record`` after each call, its broker unreachable; blocks of 50 calls alternate
-    with and without. "Noise": the spread (max - min) of the p99 of four interleaved quarters
-    of the uninstrumented calls (blocks 0, 4, 8...; 1, 5, 9...), or 5 % of their p99 if
-    larger."""
+    with and without (which one goes first alternates too), the same number of calls each.
+    "Noise": the spread (max - min) of the p99 of four interleaved quarters of the
+    uninstrumented calls (blocks 0, 4, 8...; 1, 5, 9...), or 5 % of their p99 if larger. The
+    instrumented calls' quarters are reported next to them, and ``record()``'s own time."""
     if not plan.unreachable_s:
         return
     port = free_port()  # nothing listens there
@@ -954,25 +959,37 @@ def _phase_c(plan: Plan, result: Result, log: Callable[[str], None]) -> None:
         connection.request("POST", "/v1/chat/completions", b'{"model": "gpt-4o-mini"}')
         return len(orjson.loads(connection.getresponse().read())["choices"])
 
+    # Both arms time the same instructions (two clock reads around the call, one after
+    # ``record`` or after nothing), so the clock's own cost is the same on both sides.
     plain: list[list[float]] = [[], [], [], []]
-    instrumented: list[float] = []
+    instrumented: list[list[float]] = [[], [], [], []]
+    record_s: list[float] = []
     recorded = 0
+    clock = time.perf_counter
     log(f"chaos: phase C, broker unreachable for {plan.unreachable_s:.0f} s")
     deadline = time.monotonic() + plan.unreachable_s
     block = 0
     while time.monotonic() < deadline:
-        for _ in range(50):
-            t = time.perf_counter()
-            call()
-            plain[block % 4].append(time.perf_counter() - t)
-        for _ in range(50):
-            t = time.perf_counter()
-            call()
-            spendwatch.record(
-                "chat", provider="openai", model="gpt-4o-mini", input_tokens=120, output_tokens=380
-            )
-            instrumented.append(time.perf_counter() - t)
-            recorded += 1
+        # Alternate which arm goes first, so neither always follows the other.
+        for with_sdk in (False, True) if block % 2 == 0 else (True, False):
+            into = (instrumented if with_sdk else plain)[block % 4]
+            for _ in range(50):
+                t0 = clock()
+                call()
+                t1 = clock()
+                if with_sdk:
+                    spendwatch.record(
+                        "chat",
+                        provider="openai",
+                        model="gpt-4o-mini",
+                        input_tokens=120,
+                        output_tokens=380,
+                    )
+                t2 = clock()
+                into.append(t2 - t0)
+                if with_sdk:
+                    record_s.append(t2 - t1)
+                    recorded += 1
         block += 1
     stats = spendwatch.stats()
     spendwatch.shutdown(1.0)
@@ -980,11 +997,22 @@ def _phase_c(plan: Plan, result: Result, log: Callable[[str], None]) -> None:
     api.shutdown()
     p99 = lambda xs: statistics.quantiles(xs, n=100)[98] * 1e6  # noqa: E731
     base = p99([x for quarter in plain for x in quarter])
+    with_sdk = p99([x for quarter in instrumented for x in quarter])
     quarters = [p99(quarter) for quarter in plain]
+    quarters_sdk = [p99(quarter) for quarter in instrumented]
     noise = max(quarters) - min(quarters)
-    with_sdk = p99(instrumented)
+    own = statistics.quantiles(record_s, n=100)
     result.note(
         "C: p99 of the call without / with spendwatch (µs)", f"{base:,.0f} / {with_sdk:,.0f}"
+    )
+    result.note(
+        "C: p99 of each interleaved quarter without / with spendwatch (µs)",
+        f"{', '.join(f'{q:,.0f}' for q in quarters)} / "
+        f"{', '.join(f'{q:,.0f}' for q in quarters_sdk)}",
+    )
+    result.note(
+        "C: `record()` itself inside the run, p50 / p99 (µs)",
+        f"{own[49] * 1e6:.1f} / {own[98] * 1e6:.1f}",
     )
     result.add(
         "C: p99 added by spendwatch, broker unreachable (µs)",
@@ -1023,10 +1051,15 @@ def main() -> int:
     )
     table = result.table()
     verdict = "all exact" if not result.missed else f"{len(result.missed)} missed"
+    what = (
+        f"{plan.events:,} events at {plan.rate:,.0f}/s, {plan.kills} kills, Slack outage "
+        f"{plan.slack_outage_s:.0f} s, ClickHouse outage {plan.chfail_s:.0f} s, broker outage "
+        f"{plan.broker_outage_s:.0f} s, "
+        if "A" in plan.phases.upper()
+        else "phase C only, "
+    )
     text = (
-        f"\n## Chaos (`bench/chaos.py`)\n\nCommand: `{command}` ({plan.events:,} events at "
-        f"{plan.rate:,.0f}/s, {plan.kills} kills, Slack outage {plan.slack_outage_s:.0f} s, "
-        f"ClickHouse outage {plan.chfail_s:.0f} s, broker outage {plan.broker_outage_s:.0f} s, "
+        f"\n## Chaos (`bench/chaos.py`)\n\nCommand: `{command}` ({what}"
         f"unreachable broker {plan.unreachable_s:.0f} s; seed {plan.seed}). Machine: {machine()}. "
         f"Run time {result.seconds:.0f} s; {verdict}.\n\n{table}\n"
     )
