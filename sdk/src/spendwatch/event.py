@@ -169,7 +169,15 @@ def build(
             event["request_id"] = fields.text("request_id", request_id, max_len=256, min_len=0)
     if tags:
         event["tags"] = fields.merge_tags(event.get("tags"), fields.tags("tags", tags))
-    if tokens or "quantity" in event:
+    # The cross-field rules can only fail with cache / reasoning tokens, a quantity, or tokens
+    # without a model: the usual LLM event (model, input and output tokens) skips them.
+    if (
+        cache_read_tokens is not None
+        or cache_write_tokens is not None
+        or reasoning_tokens is not None
+        or quantity is not None
+        or (tokens and model is None)
+    ):
         check_consistency(event, tokens)
     return event
 
