@@ -969,6 +969,7 @@ def _phase_c(plan: Plan, result: Result, log: Callable[[str], None]) -> None:
     plain: list[list[float]] = []  # one list of BLOCK calls per round
     instrumented: list[list[float]] = []
     record_s: list[float] = []
+    call_s: tuple[list[float], list[float]] = ([], [])  # the HTTP call alone, without / with
     clock = time.perf_counter
     log(f"chaos: phase C, broker unreachable for {plan.unreachable_s:.0f} s")
     deadline = time.monotonic() + plan.unreachable_s
@@ -990,6 +991,7 @@ def _phase_c(plan: Plan, result: Result, log: Callable[[str], None]) -> None:
                     )
                 t2 = clock()
                 block.append(t2 - t0)
+                call_s[with_sdk].append(t1 - t0)
                 if with_sdk:
                     record_s.append(t2 - t1)
             (instrumented if with_sdk else plain).append(block)
@@ -1028,6 +1030,10 @@ def _phase_c(plan: Plan, result: Result, log: Callable[[str], None]) -> None:
     )
     result.note(
         "C: `record()` itself inside the run, p50 / p99 (µs)", f"{own[0]:.1f} / {own[1]:.1f}"
+    )
+    result.note(
+        "C: p99 of the HTTP call alone (before `record()`) without / with spendwatch (µs)",
+        f"{p99(np.array(call_s[0]) * 1e6):,.0f} / {p99(np.array(call_s[1]) * 1e6):,.0f}",
     )
     result.add(
         "C: p99 added by spendwatch, broker unreachable (µs; 95 % interval, rounds resampled)",
