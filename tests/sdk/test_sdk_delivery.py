@@ -13,11 +13,13 @@ request then recreates the topic.
 from __future__ import annotations
 
 import asyncio
+import inspect
 import time
 from collections import Counter
 
 import pytest
 import spendwatch
+from spendwatch.event import build
 
 from streams.broker import TansuBroker, free_port
 
@@ -234,3 +236,11 @@ def test_record_fields_reach_the_event_by_name(port, topic, consume, broker, sta
         },
     ]
     assert events[0]["latency_ms"] == 12.5
+
+
+def test_record_keywords_are_in_the_order_build_takes_them() -> None:
+    """``record`` hands its keywords to ``build`` by position: the two lists must agree."""
+    assert (
+        list(inspect.signature(spendwatch.record).parameters)[1:]
+        == list(inspect.signature(build).parameters)[2:]
+    )
