@@ -2,7 +2,7 @@
 
 Run: .venv/bin/python bench/bench_sdk.py [--calls 20000] [--llm-calls 3000]
 
-1. ``track()`` around a no-op vs the bare no-op, and
+1. ``record()`` after a no-op and ``track()`` around a no-op vs the bare no-op, and
 2. an instrumented OpenAI ``chat.completions.create`` vs an uninstrumented client, both on an
    ``httpx2.MockTransport`` (no network: only the SDK's work and the openai library's own
    request/response handling are in the figure),
@@ -114,6 +114,12 @@ def tracked() -> None:
         pass
 
 
+def recorded() -> None:
+    spendwatch.record(
+        "chat", provider="openai", model="gpt-4o-mini", input_tokens=120, output_tokens=380
+    )
+
+
 def run_case(label: str, bootstrap: str, calls: int, llm_calls: int) -> list[str]:
     spendwatch.configure(bootstrap_servers=bootstrap, service="bench", topic="bench.sdk")
     plain, instrumented = client(), spendwatch.instrument(client())
@@ -130,7 +136,9 @@ def run_case(label: str, bootstrap: str, calls: int, llm_calls: int) -> list[str
     paired(200, call_plain, call_instrumented)
     spendwatch.flush(10)
     gc.collect()
+    paired(500, noop, recorded)
     rows = [
+        row(f"`record()` after a no-op, broker {label}", *paired(calls, noop, recorded)),
         row(f"`track()` around a no-op, broker {label}", *paired(calls, noop, tracked)),
         row(
             f"OpenAI `chat.completions.create` (MockTransport), broker {label}",

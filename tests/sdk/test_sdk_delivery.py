@@ -13,11 +13,13 @@ request then recreates the topic.
 from __future__ import annotations
 
 import asyncio
+import inspect
 import time
 from collections import Counter
 
 import pytest
 import spendwatch
+from spendwatch.event import build
 
 from streams.broker import TansuBroker, free_port
 
@@ -117,3 +119,128 @@ def test_shutdown_with_broker_down_returns_within_its_timeout(port, topic):
         loop.close()
     spendwatch.record("after shutdown is discarded")
     assert spendwatch.stats().rejected == 1
+
+
+def test_full_queue_with_the_broker_away_counts_every_drop_exactly(port, topic, consume):
+    """The path an app takes on every call while its broker is unreachable: the queue is full,
+    each ``record`` / ``track`` evicts the oldest event. Every eviction is counted, a refused
+    value is still counted as rejected (not as a drop), and what is kept is the newest events
+    with every field as given (``record`` and ``Track`` hand the fields to ``build`` by
+    position)."""
+    spendwatch.configure(
+        bootstrap_servers=f"127.0.0.1:{port}",
+        service="full",
+        topic=topic,
+        queue_size=20,
+        **FAST_RETRY,
+    )
+    for i in range(20):
+        spendwatch.record("fill", request_id=f"fill-{i}")
+    assert (spendwatch.stats().queued, spendwatch.stats().dropped) == (20, 0)
+    for i in range(500):
+        spendwatch.record(
+            "chat",
+            provider="openai",
+            model="gpt-4o-mini",
+            response_model="gpt-4o-mini-2024-07-18",
+            input_tokens=120,
+            output_tokens=380,
+            cache_read_tokens=20,
+            reasoning_tokens=80,
+            latency_ms=12.5,
+            cache_hit=True,
+            request_id=f"r-{i}",
+            tags={"customer": "acme"},
+            service="fleet-a",
+        )
+        if i % 100 == 0:
+            spendwatch.record("chat", input_tokens=-1)  # refused: rejected, not dropped
+    for i in range(300):
+        with spendwatch.track("geocode", provider="mapbox", unit="request", quantity=1) as t:
+            t.request_id = f"t-{i}"
+    stats = spendwatch.stats()
+    assert (stats.queued, stats.dropped, stats.rejected, stats.sent) == (20, 800, 5, 0)
+    with TansuBroker(port=port) as late:
+        assert spendwatch.flush(20)
+        events = consume(20, bootstrap=late.bootstrap_servers)
+        stats = spendwatch.stats()
+        spendwatch.shutdown(2)
+    assert ids(events) == [f"t-{i}" for i in range(280, 300)]
+    assert {(e["operation"], e["provider"], e["unit"], e["quantity"]) for e in events} == {
+        ("geocode", "mapbox", "request", "1")
+    }
+    assert (stats.sent, stats.queued, stats.dropped, stats.failed, stats.rejected) == (
+        20,
+        0,
+        800,
+        0,
+        5,
+    )
+
+
+def test_record_fields_reach_the_event_by_name(port, topic, consume, broker, stable):
+    """``record`` passes its fields to ``build`` by position: each one lands where it should."""
+    spendwatch.configure(bootstrap_servers=broker.bootstrap_servers, service="app", topic=topic)
+    spendwatch.record(
+        "chat",
+        status="error",
+        provider="openai",
+        model="gpt-4o-mini",
+        response_model="gpt-4o-mini-2024-07-18",
+        input_tokens=120,
+        output_tokens=380,
+        cache_read_tokens=20,
+        cache_write_tokens=10,
+        reasoning_tokens=80,
+        cost_usd="0.000123",
+        latency_ms=12.5,
+        error_type="RateLimitError",
+        cache_hit=True,
+        partial=True,
+        request_id="req-1",
+        tags={"customer": "acme"},
+        service="fleet-a",
+    )
+    spendwatch.record("embed", unit="request", quantity=3, provider="cohere")
+    assert spendwatch.flush(10)
+    events = sorted(consume(2), key=lambda e: e["operation"])  # two keys: two partitions
+    assert [stable(e) for e in events] == [
+        {
+            "schema_version": 1,
+            "service": "fleet-a",
+            "operation": "chat",
+            "status": "error",
+            "provider": "openai",
+            "model": "gpt-4o-mini",
+            "response_model": "gpt-4o-mini-2024-07-18",
+            "input_tokens": 120,
+            "output_tokens": 380,
+            "cache_read_tokens": 20,
+            "cache_write_tokens": 10,
+            "reasoning_tokens": 80,
+            "cost_usd": "0.000123",
+            "error_type": "RateLimitError",
+            "cache_hit": True,
+            "partial": True,
+            "request_id": "req-1",
+            "tags": {"customer": "acme"},
+        },
+        {
+            "schema_version": 1,
+            "service": "app",
+            "operation": "embed",
+            "status": "ok",
+            "provider": "cohere",
+            "unit": "request",
+            "quantity": "3",
+        },
+    ]
+    assert events[0]["latency_ms"] == 12.5
+
+
+def test_record_keywords_are_in_the_order_build_takes_them() -> None:
+    """``record`` hands its keywords to ``build`` by position: the two lists must agree."""
+    assert (
+        list(inspect.signature(spendwatch.record).parameters)[1:]
+        == list(inspect.signature(build).parameters)[2:]
+    )

@@ -15,6 +15,7 @@ import os
 import threading
 import time
 from collections.abc import Mapping, Sequence
+from datetime import datetime
 from typing import Any
 
 from . import config
@@ -238,12 +239,70 @@ def refuse(operation: object, exc: BaseException) -> None:
         pass
 
 
-def record(operation: str, **fields: Any) -> None:
-    """Record one finished call; see ``spendwatch.record``. Never raises: an event that
-    cannot be built from the values given is counted and logged (:func:`refuse`)."""
+def record(
+    operation: str,
+    *,
+    status: str = "ok",
+    provider: str | None = None,
+    model: str | None = None,
+    response_model: str | None = None,
+    input_tokens: int | None = None,
+    output_tokens: int | None = None,
+    cache_read_tokens: int | None = None,
+    cache_write_tokens: int | None = None,
+    reasoning_tokens: int | None = None,
+    unit: str | None = None,
+    quantity: object = None,
+    cost_usd: object = None,
+    latency_ms: float | None = None,
+    error_type: str | None = None,
+    cache_hit: bool = False,
+    partial: bool = False,
+    request_id: str | None = None,
+    tags: dict[str, str] | None = None,
+    ts: datetime | None = None,
+    service: str | None = None,
+) -> None:
+    """Record one finished call (``None`` = field absent); returns at once.
+
+    ``service`` overrides the configured service for this event (a process running a
+    fleet of agents); it is also the event's Kafka message key.
+
+    ``quantity`` / ``cost_usd`` accept ``Decimal``, ``int``, ``str`` (kept exactly) or ``float``
+    (read via ``Decimal(str(x))``, rounded to 9 places). ``ts`` (timezone-aware) defaults to
+    now. Never raises: an event with a value the schema refuses is not sent, it is counted
+    in ``stats().rejected`` and logged (``spendwatch`` logger, naming the field); otherwise it
+    is queued (or counted in ``stats().rejected`` if the SDK is not configured). A full queue
+    (e.g. the broker unreachable) drops its oldest event, counted in ``stats().dropped``.
+    """
+    # Hot path, run after every instrumented call: no forwarding of the keywords through
+    # another layer, and ``build`` takes them positionally (in its order).
     runtime = current()
     try:
-        event = build(runtime.base if runtime is not None else {}, operation, **fields)
+        event = build(
+            _NO_BASE if runtime is None else runtime.base,
+            operation,
+            status,
+            provider,
+            model,
+            response_model,
+            input_tokens,
+            output_tokens,
+            cache_read_tokens,
+            cache_write_tokens,
+            reasoning_tokens,
+            unit,
+            quantity,
+            cost_usd,
+            latency_ms,
+            error_type,
+            cache_hit,
+            partial,
+            request_id,
+            tags,
+            ts,
+            service,
+        )
     except Exception as exc:
         refuse(operation, exc)
         return
@@ -251,6 +310,9 @@ def record(operation: str, **fields: Any) -> None:
         reject()
         return
     runtime.submit(event)
+
+
+_NO_BASE: dict[str, Any] = {}  # ``build`` copies its base, never changes it
 
 
 def flush(timeout_s: float = 5.0) -> bool:

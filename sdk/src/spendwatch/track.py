@@ -220,27 +220,27 @@ class Track:
             if rt is None:
                 runtime.reject()
                 return
-            event = build(
+            event = build(  # positionally, in build's order (hot path: see build)
                 rt.base,
                 self.operation,
-                status="ok" if error_type is None else "error",
-                provider=self.provider,
-                model=self.model,
-                response_model=self.response_model,
-                input_tokens=self.input_tokens,
-                output_tokens=self.output_tokens,
-                cache_read_tokens=self.cache_read_tokens,
-                cache_write_tokens=self.cache_write_tokens,
-                reasoning_tokens=self.reasoning_tokens,
-                unit=self.unit,
-                quantity=self.quantity_str,
-                cost_usd=self.cost_usd_str,
-                latency_ms=latency_ms,
-                error_type=error_type,
-                cache_hit=self.cache_hit,
-                partial=self.partial,
-                request_id=self.request_id,
-                tags=self._tags,
+                "ok" if error_type is None else "error",
+                self.provider,
+                self.model,
+                self.response_model,
+                self.input_tokens,
+                self.output_tokens,
+                self.cache_read_tokens,
+                self.cache_write_tokens,
+                self.reasoning_tokens,
+                self.unit,
+                self.quantity_str,
+                self.cost_usd_str,
+                latency_ms,
+                error_type,
+                self.cache_hit,
+                self.partial,
+                self.request_id,
+                self._tags,
             )
             rt.submit(event)
         except Exception as exc:  # never raise into the caller's block

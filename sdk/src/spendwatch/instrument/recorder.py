@@ -84,22 +84,27 @@ class CallRecorder:
                 return
             request_id = self.request_id or self.response_id
             usage = self.usage
-            event = build(
+            get = usage.get
+            event = build(  # positionally, in build's order (hot path: see build)
                 rt.base,
                 self.operation,
-                status="ok" if error_type is None else "error",
-                provider=self.provider,
-                model=self.model or self.response_model,
-                response_model=self.response_model,
-                latency_ms=latency_ms,
-                error_type=error_type,
-                partial=partial,
-                request_id=request_id[:256] if request_id else None,
-                input_tokens=usage.get("input_tokens"),
-                output_tokens=usage.get("output_tokens"),
-                cache_read_tokens=usage.get("cache_read_tokens"),
-                cache_write_tokens=usage.get("cache_write_tokens"),
-                reasoning_tokens=usage.get("reasoning_tokens"),
+                "ok" if error_type is None else "error",
+                self.provider,
+                self.model or self.response_model,
+                self.response_model,
+                get("input_tokens"),
+                get("output_tokens"),
+                get("cache_read_tokens"),
+                get("cache_write_tokens"),
+                get("reasoning_tokens"),
+                None,  # unit
+                None,  # quantity
+                None,  # cost_usd
+                latency_ms,
+                error_type,
+                False,  # cache_hit
+                partial,
+                request_id[:256] if request_id else None,
             )
             rt.submit(event)
         except Exception as exc:  # never raise into the instrumented call
