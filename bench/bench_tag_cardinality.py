@@ -86,6 +86,7 @@ def events(n: int, distinct: bool) -> list[tuple[bytes, bytes]]:
 
 DETECT = ""  # --detect-off: "[detect] enabled = false" (to locate what grows)
 MAX_BATCH = 0  # --max-batch N: [kafka] max_batch_records (0: the default, 20,000)
+MEMTRACE: Path | None = None  # --memtrace DIR: SPENDWATCH_MEMTRACE=DIR/<run>.log per worker
 
 
 def one_run(n: int, distinct: bool) -> dict[str, Any]:
@@ -98,7 +99,12 @@ def one_run(n: int, distinct: bool) -> dict[str, Any]:
         text = DETECT + text[: text.index("[[budgets]]")] + BUDGETS
         if MAX_BATCH:
             text = text.replace("[kafka]\n", f"[kafka]\nmax_batch_records = {MAX_BATCH}\n", 1)
-        with running_worker(text, Path(tmp), ready_timeout_s=180) as worker:
+        env = {}
+        if MEMTRACE is not None:
+            env["SPENDWATCH_MEMTRACE"] = str(
+                MEMTRACE / f"{'distinct' if distinct else 'seven'}-{n}.log"
+            )
+        with running_worker(text, Path(tmp), ready_timeout_s=180, env=env) as worker:
             pid = worker.process.pid
             samples: list[int] = []
             stop = threading.Event()
@@ -141,9 +147,12 @@ def main() -> int:
     parser.add_argument("--events", type=int, default=1_000_000)
     parser.add_argument("--detect-off", action="store_true")
     parser.add_argument("--max-batch", type=int, default=0)
+    parser.add_argument("--memtrace", type=Path, default=None)
+    parser.add_argument("--only", choices=("reference", "cardinality"), default=None)
     args = parser.parse_args()
-    global DETECT, MAX_BATCH
+    global DETECT, MAX_BATCH, MEMTRACE
     MAX_BATCH = args.max_batch
+    MEMTRACE = args.memtrace
     if args.detect_off:
         DETECT = "[detect]\nenabled = false\n"
     n = args.events
@@ -151,15 +160,24 @@ def main() -> int:
         f"machine: {platform.platform()}, {os.cpu_count()} CPUs, Python {platform.python_version()}"
     )
     results = {}
-    for name, distinct in (("reference (7 values)", False), (f"cardinality ({n} values)", True)):
+    runs = (
+        ("reference", "reference (7 values)", False),
+        ("cardinality", f"cardinality ({n} values)", True),
+    )
+    for kind, name, distinct in runs:
+        if args.only not in (None, kind):
+            continue
         r = results[name] = one_run(n, distinct)
         print(
             f"{name}: peak RSS {r['peak_mb']:.0f} MB (sampled {r['sampled_peak_mb']:.0f}), "
-            f"end {r['end_mb']:.0f} MB; drained {n} events in {r['drain_s']:.1f} s; "
+            f"end {r['end_mb']:.0f} MB; "
+            f"drained {n} events in {r['drain_s']:.1f} s; "
             f"uniqExact(customer) = {r['distinct']} in {r['query_s'] * 1000:.0f} ms; "
             f"healthy: {r['healthy']}",
             flush=True,
         )
+    if len(results) < 2:
+        return 0
     ref, card = results.values()
     print(f"peak RSS ratio, cardinality / reference: {card['peak_mb'] / ref['peak_mb']:.2f}")
     ok = card["distinct"] == n and ref["distinct"] == 7 and card["healthy"] and ref["healthy"]

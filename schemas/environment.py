@@ -56,6 +56,11 @@ FAULTS: Final = EnvVar(
     "SPENDWATCH_FAULTS",
     "fault injection for the crash tests and `make chaos`; never set in production",
 )
+MEMTRACE: Final = EnvVar(
+    "SPENDWATCH_MEMTRACE",
+    "debug: a file the worker writes RSS, traced Python heap and top allocation sites to "
+    "every 10 s (`streams.memtrace`); never set in production",
+)
 PIPELINE: Final = (
     CONFIG,
     KAFKA_BOOTSTRAP,
@@ -64,5 +69,6 @@ PIPELINE: Final = (
     SQL_ENDPOINT,
     INGEST_TOKEN,
     FAULTS,
+    MEMTRACE,
 )
 SETTINGS: Final = tuple(v for v in PIPELINE if v.setting is not None)
