@@ -86,6 +86,7 @@ def events(n: int, distinct: bool) -> list[tuple[bytes, bytes]]:
 
 DETECT = ""  # --detect-off: "[detect] enabled = false" (to locate what grows)
 MAX_BATCH = 0  # --max-batch N: [kafka] max_batch_records (0: the default, 20,000)
+WORKER_ENV: dict[str, str] = {}  # --worker-env K=V: e.g. MALLOC_ARENA_MAX=2
 MEMTRACE: Path | None = None  # --memtrace DIR: SPENDWATCH_MEMTRACE=DIR/<run>.log per worker
 
 
@@ -99,7 +100,7 @@ def one_run(n: int, distinct: bool) -> dict[str, Any]:
         text = DETECT + text[: text.index("[[budgets]]")] + BUDGETS
         if MAX_BATCH:
             text = text.replace("[kafka]\n", f"[kafka]\nmax_batch_records = {MAX_BATCH}\n", 1)
-        env = {}
+        env = dict(WORKER_ENV)
         if MEMTRACE is not None:
             env["SPENDWATCH_MEMTRACE"] = str(
                 MEMTRACE / f"{'distinct' if distinct else 'seven'}-{n}.log"
@@ -149,7 +150,9 @@ def main() -> int:
     parser.add_argument("--max-batch", type=int, default=0)
     parser.add_argument("--memtrace", type=Path, default=None)
     parser.add_argument("--only", choices=("reference", "cardinality"), default=None)
+    parser.add_argument("--worker-env", action="append", default=[], metavar="K=V")
     args = parser.parse_args()
+    WORKER_ENV.update(item.split("=", 1) for item in args.worker_env)
     global DETECT, MAX_BATCH, MEMTRACE
     MAX_BATCH = args.max_batch
     MEMTRACE = args.memtrace
