@@ -1,23 +1,30 @@
-"""A debug hook to locate memory growth in a worker: ``SPENDWATCH_MEMTRACE=<path>``.
+"""A debug hook to locate memory growth in a worker: ``SPENDWATCH_MEMTRACE=[py:]<path>``.
 
-When the variable is set (never in production: tracemalloc slows Python down by about half),
-:func:`arm` starts :mod:`tracemalloc` and a daemon thread that, every ``interval_s``:
+When the variable is set (never in production), :func:`arm` starts a daemon thread that,
+every ``interval_s``, appends one line to ``<path>`` (sizes in MB):
 
-* appends one line to ``<path>``: seconds since start, RSS and peak RSS of the process
-  (``/proc/self/status``), and the Python heap tracemalloc traces (current and peak), all MB;
-  RSS minus the traced heap is native memory (chDB, librdkafka-free aiokafka buffers, the
-  allocator's slack);
-* with an embedded chDB, adds what ClickHouse's own tracker says it holds
-  (``MemoryTracking``, of which merges), its mark, primary-index and query-condition
-  caches, the primary keys of the active parts, the active parts of ``usage_events`` and the
-  merges running (MB and counts);
-* rewrites ``<path>.top`` with the 40 source lines holding the most traced memory.
+* ``rss`` / ``hwm``: resident and peak resident size of the process (``/proc/self/status``),
+  ``anon`` / ``file``: the part of ``rss`` that is heap and stacks / mapped files (chDB's
+  550 MB library is one);
+* ``malloc_used`` / ``malloc_free``: what glibc's allocator has handed out and still holds
+  (``mallinfo2``, all arenas): RSS that is ``malloc_free`` is freed memory the allocator
+  keeps, not live data;
+* with an embedded chDB (which has its own jemalloc): what jemalloc has handed out and
+  holds resident (``je_allocated`` / ``je_resident``), what ClickHouse's own tracker says it
+  holds (``chdb``, of which
+  ``merging``), its mark, primary-index and query-condition caches, the primary keys of the
+  active parts, the active parts of ``usage_events`` and the merges running;
+* with the ``py:`` prefix, :mod:`tracemalloc` is on (it slows Python down by about half):
+  ``py`` / ``py_peak`` is the traced Python heap, and ``<path>.top`` is rewritten with the
+  40 source lines holding the most of it.
 
 Unset (the default), :func:`arm` does nothing.
 """
 
 from __future__ import annotations
 
+import ctypes
+import ctypes.util
 import os
 import threading
 import time
@@ -30,18 +37,10 @@ from sinks.settings import ClickHouseSettings
 
 ENV: Final = environment.MEMTRACE.name
 TOP_LINES: Final = 40
+MB: Final = 1 << 20
 
-
-def _status_mb() -> tuple[float, float]:
-    values = {}
-    for line in Path("/proc/self/status").read_text().splitlines():
-        key, _, value = line.partition(":")
-        if key in ("VmRSS", "VmHWM"):
-            values[key] = int(value.split()[0]) / 1024
-    return values.get("VmRSS", 0.0), values.get("VmHWM", 0.0)
-
-
-# One row: chDB's tracked memory, caches and primary keys (MB), active parts, merges.
+# One row: chDB's tracked memory, of which merges, its caches, primary keys (MB), parts,
+# merges, then jemalloc's allocated and resident bytes (MB).
 CHDB_SQL: Final = """
 SELECT
     sumIf(value, metric = 'MemoryTracking') / 1048576,
@@ -51,49 +50,104 @@ SELECT
     sumIf(value, metric = 'QueryConditionCacheBytes') / 1048576,
     (SELECT sum(primary_key_bytes_in_memory_allocated) FROM system.parts WHERE active) / 1048576,
     (SELECT count() FROM system.parts WHERE active AND table = 'usage_events'),
-    (SELECT count() FROM system.merges)
+    (SELECT count() FROM system.merges),
+    (SELECT toUInt64OrZero(extract(any(*), 'Allocated: (\\d+)')) FROM system.jemalloc_stats)
+        / 1048576,
+    (SELECT toUInt64OrZero(extract(any(*), 'resident: (\\d+)')) FROM system.jemalloc_stats)
+        / 1048576
 FROM system.metrics
 """
 
 
-def _chdb_line(client: Any) -> str:
+class _MallInfo2(ctypes.Structure):
+    _fields_ = [
+        (name, ctypes.c_size_t)
+        for name in (
+            "arena",
+            "ordblks",
+            "smblks",
+            "hblks",
+            "hblkhd",
+            "usmblks",
+            "fsmblks",
+            "uordblks",
+            "fordblks",
+            "keepcost",
+        )
+    ]
+
+
+def _mallinfo() -> tuple[float, float] | None:
+    """``(used, free)`` MB of glibc's allocator, or None off glibc (or before 2.33)."""
+    name = ctypes.util.find_library("c")
     try:
-        tracked, merging, marks, pk_cache, conditions, keys, parts, merges = client.query(
-            CHDB_SQL
-        ).result_rows[0]
+        libc = ctypes.CDLL(name)
+        call = libc.mallinfo2
+    except (OSError, AttributeError, TypeError):
+        return None
+    call.restype = _MallInfo2
+    info = call()
+    return (info.uordblks + info.hblkhd) / MB, info.fordblks / MB
+
+
+def _status_mb() -> dict[str, float]:
+    values = {}
+    for text in Path("/proc/self/status").read_text().splitlines():
+        key, _, value = text.partition(":")
+        if key in ("VmRSS", "VmHWM", "RssAnon", "RssFile"):
+            values[key] = int(value.split()[0]) / 1024
+    return values
+
+
+def _chdb_text(client: Any) -> str:
+    try:
+        row = client.query(CHDB_SQL).result_rows[0]
+        tracked, merging, marks, pk_cache, conditions, keys, parts, merges, je, je_res = row
     except Exception as exc:  # a debug line: never a crash
         return f" chdb=? ({type(exc).__name__})"
     return (
+        f" je_allocated={je:.0f} je_resident={je_res:.0f}"
         f" chdb={tracked:.0f} merging={merging:.0f} marks={marks:.0f} pk_cache={pk_cache:.0f} "
         f"conditions={conditions:.0f} pk={keys:.0f} parts={parts} merges={merges}"
     )
 
 
-def _write(path: Path, started: float, client: Any) -> None:
-    current, peak = tracemalloc.get_traced_memory()
-    rss, hwm = _status_mb()
-    line = (
-        f"{time.monotonic() - started:.0f}s rss={rss:.0f} hwm={hwm:.0f} "
-        f"py={current / 2**20:.0f} py_peak={peak / 2**20:.0f}"
-        + (_chdb_line(client) if client is not None else "")
-        + "\n"
+def line(started: float, client: Any) -> str:
+    """One line of the log (see the module docstring)."""
+    mb = _status_mb()
+    text = (
+        f"{time.monotonic() - started:.0f}s rss={mb.get('VmRSS', 0):.0f} "
+        f"hwm={mb.get('VmHWM', 0):.0f} anon={mb.get('RssAnon', 0):.0f} "
+        f"file={mb.get('RssFile', 0):.0f}"
     )
-    with path.open("a") as out:
-        out.write(line)
+    heap = _mallinfo()
+    if heap is not None:
+        text += f" malloc_used={heap[0]:.0f} malloc_free={heap[1]:.0f}"
+    if tracemalloc.is_tracing():
+        current, peak = tracemalloc.get_traced_memory()
+        text += f" py={current / MB:.0f} py_peak={peak / MB:.0f}"
+    if client is not None:
+        text += _chdb_text(client)
+    return text + "\n"
+
+
+def _top(path: Path, head: str) -> None:
     snapshot = tracemalloc.take_snapshot().filter_traces(
         (tracemalloc.Filter(False, tracemalloc.__file__),)
     )
     top = snapshot.statistics("lineno")[:TOP_LINES]
-    Path(f"{path}.top").write_text(line + "".join(f"{stat}\n" for stat in top))
+    Path(f"{path}.top").write_text(head + "".join(f"{stat}\n" for stat in top))
 
 
 def arm(clickhouse: ClickHouseSettings | None = None, interval_s: float = 10.0) -> None:
-    """Start tracing if ``SPENDWATCH_MEMTRACE`` is set (see the module docstring)."""
+    """Start the hook if ``SPENDWATCH_MEMTRACE`` is set (see the module docstring)."""
     target = os.environ.get(ENV, "")
     if not target:
         return
+    if target.startswith("py:"):
+        target = target[3:]
+        tracemalloc.start(1)
     path = Path(target)
-    tracemalloc.start(1)
     started = time.monotonic()
 
     def loop() -> None:
@@ -104,6 +158,10 @@ def arm(clickhouse: ClickHouseSettings | None = None, interval_s: float = 10.0) 
                 from sinks.client import make_client  # the engine is shared in-process
 
                 client = make_client(clickhouse)
-            _write(path, started, client)
+            text = line(started, client)
+            with path.open("a") as out:
+                out.write(text)
+            if tracemalloc.is_tracing():
+                _top(path, text)
 
     threading.Thread(target=loop, name="memtrace", daemon=True).start()
