@@ -87,7 +87,7 @@ def events(n: int, distinct: bool) -> list[tuple[bytes, bytes]]:
 DETECT = ""  # --detect-off: "[detect] enabled = false" (to locate what grows)
 MAX_BATCH = 0  # --max-batch N: [kafka] max_batch_records (0: the default, 20,000)
 WORKER_ENV: dict[str, str] = {}  # --worker-env K=V: e.g. MALLOC_ARENA_MAX=2
-MEMTRACE: Path | None = None  # --memtrace DIR: SPENDWATCH_MEMTRACE=DIR/<run>.log per worker
+MEMTRACE: str | None = None  # --memtrace '[py:]/dir/{run}.log[@s]': SPENDWATCH_MEMTRACE
 
 
 def one_run(n: int, distinct: bool) -> dict[str, Any]:
@@ -102,9 +102,8 @@ def one_run(n: int, distinct: bool) -> dict[str, Any]:
             text = text.replace("[kafka]\n", f"[kafka]\nmax_batch_records = {MAX_BATCH}\n", 1)
         env = dict(WORKER_ENV)
         if MEMTRACE is not None:
-            env["SPENDWATCH_MEMTRACE"] = str(
-                MEMTRACE / f"{'distinct' if distinct else 'seven'}-{n}.log"
-            )
+            run = f"{'distinct' if distinct else 'seven'}-{n}"
+            env["SPENDWATCH_MEMTRACE"] = MEMTRACE.format(run=run)
         with running_worker(text, Path(tmp), ready_timeout_s=180, env=env) as worker:
             pid = worker.process.pid
             samples: list[int] = []
@@ -148,7 +147,7 @@ def main() -> int:
     parser.add_argument("--events", type=int, default=1_000_000)
     parser.add_argument("--detect-off", action="store_true")
     parser.add_argument("--max-batch", type=int, default=0)
-    parser.add_argument("--memtrace", type=Path, default=None)
+    parser.add_argument("--memtrace", default=None)
     parser.add_argument("--only", choices=("reference", "cardinality"), default=None)
     parser.add_argument("--worker-env", action="append", default=[], metavar="K=V")
     args = parser.parse_args()

@@ -58,8 +58,8 @@ FAULTS: Final = EnvVar(
 )
 MEMTRACE: Final = EnvVar(
     "SPENDWATCH_MEMTRACE",
-    "debug: `[py:]<file>` the worker appends RSS, allocator, chDB (and with `py:` Python "
-    "heap) memory to every 10 s (`streams.memtrace`); never set in production",
+    "debug: `[py:]<file>[@s]` the worker appends RSS, allocator, chDB (and with `py:` Python "
+    "heap) memory to every s (10) seconds (`streams.memtrace`); never set in production",
 )
 PIPELINE: Final = (
     CONFIG,

@@ -1,7 +1,7 @@
-"""A debug hook to locate memory growth in a worker: ``SPENDWATCH_MEMTRACE=[py:]<path>``.
+"""A debug hook to locate memory growth in a worker: ``SPENDWATCH_MEMTRACE=[py:]<path>[@s]``.
 
 When the variable is set (never in production), :func:`arm` starts a daemon thread that,
-every ``interval_s``, appends one line to ``<path>`` (sizes in MB):
+every ``s`` seconds (10 by default), appends one line to ``<path>`` (sizes in MB):
 
 * ``rss`` / ``hwm``: resident and peak resident size of the process (``/proc/self/status``),
   ``anon`` / ``file``: the part of ``rss`` that is heap and stacks / mapped files (chDB's
@@ -147,6 +147,9 @@ def arm(clickhouse: ClickHouseSettings | None = None, interval_s: float = 10.0) 
     if target.startswith("py:"):
         target = target[3:]
         tracemalloc.start(1)
+    target, _, every = target.partition("@")
+    if every:
+        interval_s = float(every)
     path = Path(target)
     started = time.monotonic()
 
