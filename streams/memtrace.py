@@ -16,7 +16,7 @@ every ``s`` seconds (10 by default), appends one line to ``<path>`` (sizes in MB
   active parts, the active parts of ``usage_events`` and the merges running;
 * with the ``py:`` prefix, :mod:`tracemalloc` is on (it slows Python down by about half):
   ``py`` / ``py_peak`` is the traced Python heap, and ``<path>.top`` is rewritten with the
-  40 source lines holding the most of it.
+  40 source lines holding the most of it whenever the heap is larger than it has been.
 
 Unset (the default), :func:`arm` does nothing.
 """
@@ -155,6 +155,7 @@ def arm(clickhouse: ClickHouseSettings | None = None, interval_s: float = 10.0) 
 
     def loop() -> None:
         client = None
+        top_mb = 0.0
         while True:
             time.sleep(interval_s)
             if client is None and clickhouse is not None and clickhouse.is_chdb:
@@ -165,6 +166,9 @@ def arm(clickhouse: ClickHouseSettings | None = None, interval_s: float = 10.0) 
             with path.open("a") as out:
                 out.write(text)
             if tracemalloc.is_tracing():
-                _top(path, text)
+                current_mb = tracemalloc.get_traced_memory()[0] / MB
+                if current_mb > top_mb:  # the heap at its largest so far
+                    top_mb = current_mb
+                    _top(path, text)
 
     threading.Thread(target=loop, name="memtrace", daemon=True).start()
