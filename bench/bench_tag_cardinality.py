@@ -28,10 +28,13 @@ import argparse
 import asyncio
 import os
 import platform
+import random
 import sys
 import tempfile
 import threading
 import time
+import uuid
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -41,7 +44,8 @@ if str(ROOT) not in sys.path:
 
 import orjson  # noqa: E402
 
-from bench.bench_drain import config, produce, sdk_events  # noqa: E402
+from bench.bench_drain import config, produce  # noqa: E402
+from bench.bench_pipeline import mix_event  # noqa: E402
 from streams import topics  # noqa: E402
 from streams.broker import TansuBroker, create_topics  # noqa: E402
 from tests.support.worker import running_worker, wait_for  # noqa: E402
@@ -75,13 +79,39 @@ def status_kb(pid: int) -> dict[str, int]:
     return out
 
 
-def events(n: int, distinct: bool) -> list[tuple[bytes, bytes]]:
-    out = []
-    for i, (key, value) in enumerate(sdk_events(n)):
-        event = orjson.loads(value)
-        event["tags"]["customer"] = f"cust-{i}" if distinct else f"c{i % 7}"
-        out.append((key, orjson.dumps(event)))
-    return out
+def event_chunks(
+    n: int, distinct: bool, chunk: int = 100_000
+) -> Iterator[list[tuple[bytes, bytes]]]:
+    """bench_drain.sdk_events(n) with the ``customer`` tag set, ``chunk`` events at a time
+    (2,000,000 events in one list take several GB in this process)."""
+    rng = random.Random(20261123)
+    now = time.time_ns()
+    out: list[tuple[bytes, bytes]] = []
+    for i in range(n):
+        fields = mix_event(i, rng)
+        service = fields.pop("service")
+        secs, rest = divmod(now - (n - i) * 1000, 1_000_000_000)
+        event = {
+            "schema_version": 1,
+            "event_id": str(uuid.UUID(int=rng.getrandbits(128), version=4)),
+            "ts": time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(secs)) + f".{rest // 1000:06d}Z",
+            "service": service,
+            "operation": "chat",
+            "status": "ok",
+            **fields,
+            "environment": "prod",
+            "tags": {
+                "team": "growth",
+                "agent": f"agent-{i % 7}",
+                "customer": f"cust-{i}" if distinct else f"c{i % 7}",
+            },
+        }
+        out.append((service.encode(), orjson.dumps(event)))
+        if len(out) == chunk:
+            yield out
+            out = []
+    if out:
+        yield out
 
 
 DETECT = ""  # --detect-off: "[detect] enabled = false" (to locate what grows)
@@ -91,11 +121,10 @@ MEMTRACE: str | None = None  # --memtrace '[py:]/dir/{run}.log[@s]': SPENDWATCH_
 
 
 def one_run(n: int, distinct: bool) -> dict[str, Any]:
-    payloads = events(n, distinct)
     with tempfile.TemporaryDirectory() as tmp, TansuBroker() as broker:
         asyncio.run(create_topics(broker.bootstrap_servers, topics.ALL, 1))
-        asyncio.run(produce(broker.bootstrap_servers, payloads))
-        del payloads
+        for payloads in event_chunks(n, distinct):
+            asyncio.run(produce(broker.bootstrap_servers, payloads))
         text = config(broker.bootstrap_servers, 1, Path(tmp))
         text = DETECT + text[: text.index("[[budgets]]")] + BUDGETS
         if MAX_BATCH:
