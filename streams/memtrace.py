@@ -9,6 +9,8 @@ every ``s`` seconds (10 by default), appends one line to ``<path>`` (sizes in MB
 * ``malloc_used`` / ``malloc_free``: what glibc's allocator has handed out and still holds
   (``mallinfo2``, all arenas): RSS that is ``malloc_free`` is freed memory the allocator
   keeps, not live data;
+* ``obmalloc`` / ``obmalloc_hwm``: CPython's small-object arenas (1 MB each, not from
+  malloc), now and at most: more arenas than live Python objects need is fragmentation;
 * with an embedded chDB (which has its own jemalloc): what jemalloc has handed out and
   holds resident (``je_allocated`` / ``je_resident``), what ClickHouse's own tracker says it
   holds (``chdb``, of which
@@ -26,6 +28,9 @@ from __future__ import annotations
 import ctypes
 import ctypes.util
 import os
+import re
+import sys
+import tempfile
 import threading
 import time
 import tracemalloc
@@ -90,6 +95,33 @@ def _mallinfo() -> tuple[float, float] | None:
     return (info.uordblks + info.hblkhd) / MB, info.fordblks / MB
 
 
+def _obmalloc_mb() -> tuple[float, float] | None:
+    """``(current, highwater)`` MB of CPython's small-object arenas (``sys._debugmallocstats``,
+    which only writes to the C stderr: it is pointed at a file for the call, so another
+    thread's stderr line written meanwhile lands there too)."""
+    stats = getattr(sys, "_debugmallocstats", None)
+    if stats is None:
+        return None
+    with tempfile.TemporaryFile() as out:
+        sys.stderr.flush()
+        saved = os.dup(2)
+        try:
+            os.dup2(out.fileno(), 2)
+            stats()
+        finally:
+            os.dup2(saved, 2)
+            os.close(saved)
+        out.seek(0)
+        text = out.read().decode(errors="replace")
+    found = dict(re.findall(r"# arenas (allocated current|highwater mark)\s*=\s*([\d,]+)", text))
+    if len(found) < 2:
+        return None
+    # 1 MiB arenas (CPython 3.10+ on 64-bit)
+    return float(found["allocated current"].replace(",", "")), float(
+        found["highwater mark"].replace(",", "")
+    )
+
+
 def _status_mb() -> dict[str, float]:
     values = {}
     for text in Path("/proc/self/status").read_text().splitlines():
@@ -123,6 +155,9 @@ def line(started: float, client: Any) -> str:
     heap = _mallinfo()
     if heap is not None:
         text += f" malloc_used={heap[0]:.0f} malloc_free={heap[1]:.0f}"
+    arenas = _obmalloc_mb()
+    if arenas is not None:
+        text += f" obmalloc={arenas[0]:.0f} obmalloc_hwm={arenas[1]:.0f}"
     if tracemalloc.is_tracing():
         current, peak = tracemalloc.get_traced_memory()
         text += f" py={current / MB:.0f} py_peak={peak / MB:.0f}"
