@@ -16,6 +16,9 @@ every ``s`` seconds (10 by default), appends one line to ``<path>`` (sizes in MB
   holds (``chdb``, of which
   ``merging``), its mark, primary-index and query-condition caches, the primary keys of the
   active parts, the active parts of ``usage_events`` and the merges running;
+* with the ``burst:`` prefix, :mod:`tracemalloc` starts when the small-object arenas grow
+  by 50 MB between two lines (so ``<path>.top`` shows where a burst of Python objects comes
+  from without slowing the run down before it);
 * with the ``py:`` prefix, :mod:`tracemalloc` is on (it slows Python down by about half):
   ``py`` / ``py_peak`` is the traced Python heap, and ``<path>.top`` is rewritten with the
   40 source lines holding the most of it whenever the heap is larger than it has been.
@@ -179,7 +182,10 @@ def arm(clickhouse: ClickHouseSettings | None = None, interval_s: float = 10.0) 
     target = os.environ.get(ENV, "")
     if not target:
         return
-    if target.startswith("py:"):
+    burst = target.startswith("burst:")
+    if burst:
+        target = target[6:]
+    elif target.startswith("py:"):
         target = target[3:]
         tracemalloc.start(1)
     target, _, every = target.partition("@")
@@ -191,12 +197,18 @@ def arm(clickhouse: ClickHouseSettings | None = None, interval_s: float = 10.0) 
     def loop() -> None:
         client = None
         top_mb = 0.0
+        arenas_mb = None
         while True:
             time.sleep(interval_s)
             if client is None and clickhouse is not None and clickhouse.is_chdb:
                 from sinks.client import make_client  # the engine is shared in-process
 
                 client = make_client(clickhouse)
+            if burst and not tracemalloc.is_tracing():
+                now_mb = _obmalloc_mb()
+                if now_mb is not None and arenas_mb is not None and now_mb[0] - arenas_mb >= 50:
+                    tracemalloc.start(1)  # the objects allocated from now on
+                arenas_mb = now_mb[0] if now_mb is not None else None
             text = line(started, client)
             with path.open("a") as out:
                 out.write(text)

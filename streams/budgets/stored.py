@@ -9,15 +9,17 @@ stored event is counted exactly once (docs/exactly-once.md). Everything here is 
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, Final
 
 from schemas.money import usd_to_nusd
 from streams.budgets.ledger import MAX_NAMES_PER_DIMENSION, MAX_TAG_KEYS, OTHER, LedgerState
 from streams.budgets.model import Budget, Match
 
 Params = dict[str, Any]
+_PLACEHOLDER: Final = re.compile(r"\{(\w+):[^{}]+\}")
 
 
 def _patterns(column: str, patterns: tuple[str, ...], name: str, params: Params) -> str:
@@ -33,6 +35,16 @@ def _patterns(column: str, patterns: tuple[str, ...], name: str, params: Params)
         params[f"{name}_p{i}"] = prefix
         parts.append(f"startsWith({column}, {{{name}_p{i}:String}})")
     return f"({column} != '' AND ({' OR '.join(parts)}))"
+
+
+def literal_scope_sql(match: Match) -> str:
+    """:func:`scope_sql` with its values written in as SQL literals, for callers that run
+    plain SQL text (the reports)."""
+    from clickhouse_connect.driver.binding import format_query_value
+
+    params: Params = {}
+    sql = scope_sql(match, params)
+    return _PLACEHOLDER.sub(lambda m: format_query_value(params[m.group(1)]), sql)
 
 
 def scope_sql(match: Match, params: Params) -> str:
