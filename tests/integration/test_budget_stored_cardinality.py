@@ -22,7 +22,7 @@ from sinks.settings import ClickHouseSettings
 from streams.budgets import Budget, Match, apply_delta, period_bounds
 from streams.budgets.delta import DeltaBuilder
 from streams.budgets.ledger import MAX_NAMES_PER_DIMENSION, OTHER
-from streams.budgets.stored import seeded_state, stored_spend
+from streams.budgets.stored import literal_scope_sql, scope_sql, seeded_state, stored_spend
 from streams.hot.batch import BatchBuilder
 from streams.hot.dedupe import StoredIds
 from streams.hot.writer import UsageWriter
@@ -121,3 +121,24 @@ def test_seeded_tallies_keep_the_top_names_and_add_up(client: Client) -> None:
     assert len(customers) == MAX_NAMES_PER_DIMENSION + 1
     assert {n: c for n, c in customers.items() if n != OTHER} == top
     assert sum(customers.values()) == state.spent_nusd == total + 5_000
+
+
+@pytest.mark.parametrize(
+    "match",
+    [
+        Match(),
+        Match(tags=(("customer", "cust-1*"),)),
+        Match(tags=(("team", "alpha"),), models=("model-1*",)),
+        Match(tags=(("team", "o'x\\"),)),  # quoted as a literal, matches nothing
+        Match(services=("voice",), models=("model-3", "model-4*")),
+    ],
+)
+def test_literal_scope_is_the_bound_scope(client: Client, match: Match) -> None:
+    """The reports sum a budget's spend with its scope written as literals (one row however
+    many distinct tag values): the same rows as the bound scope and as ``Match.matches``."""
+    params: dict[str, Any] = {}
+    sql = "SELECT toInt64(sum(cost_nusd)) FROM usage_events WHERE "
+    [[bound]] = client.query(sql + scope_sql(match, params), parameters=params).result_rows
+    [[literal]] = client.query(sql + literal_scope_sql(match)).result_rows
+    python = sum(cost_nusd(i) for i, e in enumerate(EVENTS) if match.matches(e))
+    assert bound == literal == python
