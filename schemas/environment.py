@@ -58,7 +58,7 @@ FAULTS: Final = EnvVar(
 )
 MEMTRACE: Final = EnvVar(
     "SPENDWATCH_MEMTRACE",
-    "debug: `[py:]<file>[@s]` the worker appends RSS, allocator, chDB (and with `py:` Python "
+    "debug: `[py:|burst:]<file>[@s]` the worker appends RSS, allocator, chDB (and Python "
     "heap) memory to every s (10) seconds (`streams.memtrace`); never set in production",
 )
 PIPELINE: Final = (
