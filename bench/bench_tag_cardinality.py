@@ -3,6 +3,12 @@ sending the same events with a handful of tag values. Peak RSS of the worker, an
 data stays queryable.
 
     .venv/bin/python bench/bench_tag_cardinality.py [--events N] [--detect-off] [--max-batch N]
+        [--only reference|cardinality] [--memtrace '[py:|burst:]/dir/{run}.log[@s]']
+        [--worker-env K=V]
+
+``--memtrace`` sets ``SPENDWATCH_MEMTRACE`` for each worker (``{run}`` becomes ``seven-N`` or
+``distinct-N``; see ``streams/memtrace.py``); ``--worker-env`` adds a variable to the worker's
+environment (e.g. ``JE_MALLOC_CONF=dirty_decay_ms:1000``).
 
 Two runs, each on a fresh embedded Tansu broker and a fresh chDB: ``--events`` SDK-shaped
 usage events (the realistic mix of bench_pipeline.py) are produced to the usage topic, then
@@ -17,7 +23,8 @@ Reported per run: the worker's peak RSS (``VmHWM``), its RSS at the end, the dra
 the time of ``SELECT uniqExact(tags['customer'])`` through the worker's SQL endpoint; then the
 ratio of the two peaks. The worker's per-tag state is bounded by design (detector breakdowns
 ``max_breakdown_keys``, ledger contributors 50 names per dimension, batch-local budget
-routing), so the ratio should stay near 1 whatever ``--events`` is.
+routing, the report's budget spend summed in ClickHouse), so the ratio should stay near 1
+whatever ``--events`` is.
 
 Prints the figures and the machine; not a test.
 """
