@@ -56,6 +56,11 @@ FAULTS: Final = EnvVar(
     "SPENDWATCH_FAULTS",
     "fault injection for the crash tests and `make chaos`; never set in production",
 )
+MEMTRACE: Final = EnvVar(
+    "SPENDWATCH_MEMTRACE",
+    "debug: `[py:|burst:]<file>[@s]` the worker appends RSS, allocator, chDB (and Python "
+    "heap) memory to every s (10) seconds (`streams.memtrace`); never set in production",
+)
 PIPELINE: Final = (
     CONFIG,
     KAFKA_BOOTSTRAP,
@@ -64,5 +69,6 @@ PIPELINE: Final = (
     SQL_ENDPOINT,
     INGEST_TOKEN,
     FAULTS,
+    MEMTRACE,
 )
 SETTINGS: Final = tuple(v for v in PIPELINE if v.setting is not None)

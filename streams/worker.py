@@ -17,7 +17,7 @@ import faust
 from aiokafka.errors import KafkaConnectionError, KafkaError
 
 from schemas import redact
-from streams import faults, topics
+from streams import faults, memtrace, topics
 from streams.admin import TopicLayoutError, ensure_topics
 from streams.app import LEADER_TOPIC, Pipeline
 from streams.config import Settings
@@ -74,6 +74,7 @@ def run_worker(settings: Settings, *, loglevel: str = "WARNING") -> int:
     except ValueError as exc:
         print(f"spendwatch worker: {exc}", file=sys.stderr)
         return 2
+    memtrace.arm(settings.clickhouse)
     try:
         partitions, epoch = asyncio.run(prepare(settings))
     except StartupError as exc:

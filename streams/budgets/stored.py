@@ -9,15 +9,17 @@ stored event is counted exactly once (docs/exactly-once.md). Everything here is 
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, Final
 
 from schemas.money import usd_to_nusd
-from streams.budgets.ledger import MAX_NAMES_PER_DIMENSION, MAX_TAG_KEYS, LedgerState
+from streams.budgets.ledger import MAX_NAMES_PER_DIMENSION, MAX_TAG_KEYS, OTHER, LedgerState
 from streams.budgets.model import Budget, Match
 
 Params = dict[str, Any]
+_PLACEHOLDER: Final = re.compile(r"\{(\w+):[^{}]+\}")
 
 
 def _patterns(column: str, patterns: tuple[str, ...], name: str, params: Params) -> str:
@@ -33,6 +35,16 @@ def _patterns(column: str, patterns: tuple[str, ...], name: str, params: Params)
         params[f"{name}_p{i}"] = prefix
         parts.append(f"startsWith({column}, {{{name}_p{i}:String}})")
     return f"({column} != '' AND ({' OR '.join(parts)}))"
+
+
+def literal_scope_sql(match: Match) -> str:
+    """:func:`scope_sql` with its values written in as SQL literals, for callers that run
+    plain SQL text (the reports)."""
+    from clickhouse_connect.driver.binding import format_query_value
+
+    params: Params = {}
+    sql = scope_sql(match, params)
+    return _PLACEHOLDER.sub(lambda m: format_query_value(params[m.group(1)]), sql)
 
 
 def scope_sql(match: Match, params: Params) -> str:
@@ -76,7 +88,8 @@ def stored_spend(
     """Spend of ``budget``'s scope with stored ``ts`` in ``[start, end)`` (FINAL: each event
     once), with ``positions`` = the last offset per ``epoch:partition`` among those rows, read
     in the same query (one snapshot). Then, in their own queries, the top contributors per
-    dimension and per-minute spend since ``burn_since`` (forecast samples)."""
+    dimension (the rest of each dimension's spend under ``(other)``) and per-minute spend
+    since ``burn_since`` (forecast samples)."""
     params: Params = {"start": start, "end": end}
     where = (
         "ts >= {start:DateTime64(6, 'UTC')} AND ts < {end:DateTime64(6, 'UTC')} "
@@ -118,6 +131,7 @@ def stored_spend(
                 continue
             tally = result.tallies[f"tag:{key}"] = {}
         tally[str(name)] = int(cost)
+    _add_others(client, result, where, params)
     if burn_since is not None:
         params["since"] = max(burn_since, start)
         result.burn = [
@@ -172,6 +186,32 @@ def latest_override(client: Any, budget: str, now: datetime) -> StoredOverride |
     if until <= now or limit_nusd <= 0:
         return None
     return StoredOverride(limit_nusd, until, str(reason), str(by))
+
+
+def _add_others(client: Any, result: StoredSpend, where: str, params: Params) -> None:
+    """Put what the top names leave of each dimension's spend under ``(other)``, as the
+    ledger does for names past the first :data:`MAX_NAMES_PER_DIMENSION`: a seeded ledger's
+    tallies then add up to its spend, to the nano-dollar, however many distinct values the
+    stored rows have (a client sending a new tag value per event)."""
+    totals = {"service": result.spent_nusd}
+    [row] = client.query(
+        "SELECT sumIf(cost_nusd, provider != ''), sumIf(cost_nusd, model != '') "
+        f"FROM usage_events FINAL WHERE {where}",
+        parameters=params,
+    ).result_rows
+    totals.update(zip(("provider", "model"), map(int, row), strict=True))
+    for key, cost in client.query(
+        f"SELECT k, sum(cost_nusd) FROM usage_events FINAL ARRAY JOIN mapKeys(tags) AS k "
+        f"WHERE {where} GROUP BY k",
+        parameters=params,
+    ).result_rows:
+        totals[f"tag:{key}"] = int(cost)
+    for dimension, names in result.tallies.items():
+        # Rows stored after the first query are not in spent_nusd (their deltas count them).
+        total = min(totals.get(dimension, 0), result.spent_nusd)
+        rest = total - sum(names.values())
+        if rest > 0:
+            names[OTHER] = names.get(OTHER, 0) + rest
 
 
 def seeded_state(

@@ -123,3 +123,34 @@ def test_a_delta_counts_like_its_events_one_by_one(
     assert [(a.alert_id, a.fired_at, a.figures) for a in got] == [
         (a.alert_id, a.fired_at, a.figures) for a in expected
     ]
+
+
+def test_ledger_tag_tallies_stay_bounded_over_100k_distinct_values() -> None:
+    """A client sending a distinct ``customer`` tag on every event (issue 12): after 100,000
+    values in 50 deltas of 2,000 events, the ledger keeps exactly MAX_NAMES_PER_DIMENSION
+    names plus "(other)", and the tallies still add up to the spend, to the nano-dollar."""
+    from streams.budgets.ledger import MAX_NAMES_PER_DIMENSION, OTHER
+
+    [budget] = load_budgets([{"name": "daily", "limit_usd": "1000000"}], "")
+    state = None
+    offset = 0
+    for _ in range(50):
+        builder = DeltaBuilder("daily")
+        for _ in range(2_000):
+            cost = offset % 997 + 1  # 1 .. 997 nUSD, every value distinct per event
+            builder.add((0, offset, T0_US + offset, cost, 0))
+            builder.tally("tag:customer", f"cust-{offset}", cost)
+            offset += 1
+        [built] = builder.build("e1")
+        state, _ = apply_delta(budget, state, decode_delta(encode_delta(built)))
+    assert state is not None
+    customers = state.tallies["tag:customer"]
+    total = sum(i % 997 + 1 for i in range(100_000))
+    assert len(customers) == MAX_NAMES_PER_DIMENSION + 1 == 51
+    # The first delta's first 50 events keep their names; everything after is "(other)".
+    assert {n: c for n, c in customers.items() if n != OTHER} == {
+        f"cust-{i}": i % 997 + 1 for i in range(50)
+    }
+    assert customers[OTHER] == total - sum(i % 997 + 1 for i in range(50))
+    assert sum(customers.values()) == state.spent_nusd == total
+    assert state.events == 100_000
