@@ -123,17 +123,17 @@ def usage_block(rows: Rows, piece: Sequence[int]) -> tuple[list[str], bytes]:
     return table.column_names, sink.getvalue().to_pybytes()
 
 
-def _tags(tags: list[dict[str, str] | object]) -> pa.Array:
-    """``Map(String, String)`` from each row's tags (absent: an empty map)."""
+def _tags(tags: list[Any]) -> pa.Array:
+    """``Map(String, String)`` from each row's tags (a dict, or UNSET: an empty map)."""
     offsets = [0]
     keys: list[str] = []
     values: list[str] = []
     end = 0
     for row in tags:
         if row:
-            keys.extend(row)  # type: ignore[call-overload]
-            values.extend(row.values())  # type: ignore[union-attr]
-            end += len(row)  # type: ignore[arg-type]
+            keys.extend(row)
+            values.extend(row.values())
+            end += len(row)
         offsets.append(end)
     return pa.MapArray.from_arrays(
         pa.array(offsets, pa.int32()), pa.array(keys, pa.string()), pa.array(values, pa.string())
