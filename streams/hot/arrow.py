@@ -85,12 +85,9 @@ def usage_block(rows: Rows, piece: Sequence[int]) -> tuple[list[str], bytes]:
         "ts": pa.array(np.array(ts_us, dtype=np.int64), _UTC_US),
         "schema_version": pa.array(np.ones(n, dtype=np.uint8)),
     }
-    combos: dict[tuple[Any, ...], int] = {}
-    codes = pa.array(
-        np.fromiter(
-            (combos.setdefault(c, len(combos)) for c in map(_few, events)), np.int32, count=n
-        )
-    )
+    few = list(map(_few, events))
+    combos = {c: i for i, c in enumerate(dict.fromkeys(few))}
+    codes = pa.array(np.fromiter(map(combos.__getitem__, few), np.int32, count=n))
     for k, name in enumerate(_FEW):
         if name in _FLAGS:
             values = pa.array([c[k] is True for c in combos], pa.bool_())
