@@ -7,11 +7,13 @@ longer outages) and records its table in bench/RESULTS.md.
 Every row of the table must be exact except the ones below, which are shown in the table but
 not asserted:
 
-* the p99 comparison (phase C): a timing, which belongs in the benchmark, not in a test;
-* two phase-B rows where the embedded broker (Tansu 0.6, memory storage) loses data after a
-  restart, which spendwatch cannot prevent: it acknowledges produce requests for a topic it no
-  longer has (clients with metadata from before the restart) and drops them, and answers some
-  of them with UnknownError.
+* the p99 comparison (phase C): a timing, which belongs in the benchmark, not in a test.
+
+What the embedded broker (Tansu 0.6, memory storage) loses after a restart, which spendwatch
+cannot prevent (it acknowledges produce requests for a topic it no longer has and drops them,
+and answers some with UnknownError), is shown in the table as measured, not checked; the
+checks are what is promised (README, "Known limits"): the SDK's drops and refusals are counted,
+and what ClickHouse lacks is exactly those plus what Tansu lost.
 
 The phase-B ledgers are asserted: after the restart every budget ledger equals the ClickHouse
 ``FINAL`` sum of its scope to the nano-dollar, without restarting the workers
@@ -28,11 +30,7 @@ from bench.chaos import Plan, run
 
 pytestmark = pytest.mark.integration
 
-NOT_ASSERTED = (
-    "C: p99 added by spendwatch",
-    "B: events acknowledged once the restarted broker had the topics, stored",
-    "B: acknowledged by the restarted broker before the topics existed, lost (Tansu)",
-)
+NOT_ASSERTED = ("C: p99 added by spendwatch",)
 
 
 def test_short_chaos_run_loses_and_repeats_nothing(tmp_path: Path) -> None:
