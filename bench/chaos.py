@@ -41,6 +41,7 @@ import http.server
 import os
 import platform
 import random
+import shutil
 import signal
 import socket
 import subprocess
@@ -579,6 +580,12 @@ def _phase_a_and_b(plan: Plan, directory: Path, result: Result, log: Callable[[s
         result.add(
             "A: budget ledgers = ClickHouse FINAL sums (fleet, voice; nano-USD)", stored, latest
         )
+        # Had a ledger lost spend, which side: the deltas sent, or the ledger counting them.
+        try:
+            audit = _audit_deltas(client, bootstrap)
+        except Exception as exc:  # a diagnostic: never the reason a run fails
+            audit = f"not read: {exc!r}"
+        result.note("A: audit of every delta on the broker", audit)
         result.add("A: ClickHouse sums = sums sent (nano-USD)", expected_status, stored)
         due_alerts = sum(
             sum(expected_status[b] * 100 >= nusd(limits[b]) * p for p in THRESHOLDS) for b in limits
@@ -682,6 +689,54 @@ def _check_commits(client: Any, bootstrap: str, window: dict[str, Any]) -> None:
 
 def _rows(client: Any) -> int:
     return int(client.command("SELECT count() FROM usage_events FINAL"))
+
+
+async def _delta_positions(bootstrap: str, idle_ms: int = 1500) -> dict[str, dict[Any, int]]:
+    """Every budget delta on the broker, read from the start until ``idle_ms`` pass with
+    nothing new: per budget, ``(epoch, partition, offset) -> cost`` over all its deltas."""
+    from streams.budgets.delta import decode_delta
+
+    consumer = AIOKafkaConsumer(
+        topics.BUDGET_DELTAS, bootstrap_servers=bootstrap, auto_offset_reset="earliest"
+    )
+    await consumer.start()
+    out: dict[str, dict[Any, int]] = {}
+    try:
+        while batch := await consumer.getmany(timeout_ms=idle_ms):
+            for records in batch.values():
+                for r in records:
+                    delta = decode_delta(r.value)
+                    seen = out.setdefault(delta.budget, {})
+                    for partition, offset, _, cost, _ in delta.events():
+                        seen[(delta.epoch, partition, offset)] = cost
+    finally:
+        await consumer.stop()
+    return out
+
+
+def _audit_deltas(client: Any, bootstrap: str) -> str:
+    """Which side lost a ledger's spend: the stored rows of each budget's scope that no delta
+    carried (the hot path never sent them) and the positions deltas carried that no stored row
+    has, with their costs."""
+    sent = asyncio.run(_delta_positions(bootstrap))
+    rows = client.query(
+        "SELECT kafka_epoch, kafka_partition, kafka_offset, cost_nusd, service = 'voice' "
+        "FROM usage_events FINAL WHERE toDate(ts) = today()"
+    ).result_rows
+    parts = []
+    for budget in ("fleet", "voice"):
+        stored = {
+            (str(e), int(p), int(o)): int(c) for e, p, o, c, v in rows if budget == "fleet" or v
+        }
+        carried = sent.get(budget, {})
+        unsent = {k: c for k, c in stored.items() if k not in carried}
+        stray = {k: c for k, c in carried.items() if k not in stored}
+        parts.append(
+            f"{budget}: {len(unsent):,} stored rows in no delta ({sum(unsent.values()):,} "
+            f"nano-USD, e.g. {sorted(unsent)[:3]}), {len(stray):,} delta positions with no "
+            f"stored row ({sum(stray.values()):,} nano-USD)"
+        )
+    return "; ".join(parts)
 
 
 def _stored_scopes(client: Any) -> dict[str, int]:
@@ -1176,7 +1231,15 @@ def main() -> int:
     parser.add_argument("--no-record", action="store_true")
     args = parser.parse_args()
     plan = Plan(**{k: getattr(args, k) for k in vars(defaults)})
-    result = run(plan, log=lambda line: print(line, flush=True))
+    # The workers log at INFO (ledger seedings, assignments, epochs) into the run's directory,
+    # which is kept when a figure misses, for whoever looks into it.
+    os.environ.setdefault("SW_TEST_LOGLEVEL", "INFO")
+    directory = Path(tempfile.mkdtemp(prefix="chaos-"))
+    result = run(plan, directory, log=lambda line: print(line, flush=True))
+    if result.missed:
+        print(f"chaos: the run's logs are kept in {directory}", flush=True)
+    else:
+        shutil.rmtree(directory, ignore_errors=True)
     command = (
         "make chaos"
         if os.environ.get("MAKELEVEL")
