@@ -78,7 +78,7 @@ from streams import topics  # noqa: E402
 from streams.broker import TansuBroker, free_port, stop_process  # noqa: E402
 from tests.support.slack_server import SlackServer, rate_limited, server_error  # noqa: E402
 from tests.support.smtp_server import SmtpServer  # noqa: E402
-from tests.support.topic import spent_by_budget  # noqa: E402
+from tests.support.topic import read_until_idle, spent_by_budget  # noqa: E402
 
 SERVICES = ("chat", "voice", "search", "lead-enricher", "summarize", "embed", "rerank", "ocr")
 GROUP = "spendwatch-worker"
@@ -691,26 +691,17 @@ def _rows(client: Any) -> int:
     return int(client.command("SELECT count() FROM usage_events FINAL"))
 
 
-async def _delta_positions(bootstrap: str, idle_ms: int = 1500) -> dict[str, dict[Any, int]]:
-    """Every budget delta on the broker, read from the start until ``idle_ms`` pass with
-    nothing new: per budget, ``(epoch, partition, offset) -> cost`` over all its deltas."""
+async def _delta_positions(bootstrap: str) -> dict[str, dict[Any, int]]:
+    """Every budget delta on the broker, read from the start until 1.5 s pass with nothing
+    new: per budget, ``(epoch, partition, offset) -> cost`` over all its deltas."""
     from streams.budgets.delta import decode_delta
 
-    consumer = AIOKafkaConsumer(
-        topics.BUDGET_DELTAS, bootstrap_servers=bootstrap, auto_offset_reset="earliest"
-    )
-    await consumer.start()
     out: dict[str, dict[Any, int]] = {}
-    try:
-        while batch := await consumer.getmany(timeout_ms=idle_ms):
-            for records in batch.values():
-                for r in records:
-                    delta = decode_delta(r.value)
-                    seen = out.setdefault(delta.budget, {})
-                    for partition, offset, _, cost, _ in delta.events():
-                        seen[(delta.epoch, partition, offset)] = cost
-    finally:
-        await consumer.stop()
+    for r in await read_until_idle(bootstrap, topics.BUDGET_DELTAS, 1500):
+        delta = decode_delta(r.value)
+        seen = out.setdefault(delta.budget, {})
+        for partition, offset, _, cost, _ in delta.events():
+            seen[(delta.epoch, partition, offset)] = cost
     return out
 
 
@@ -817,23 +808,14 @@ async def _has_usage_topic(bootstrap: str) -> bool:
         await admin.close()
 
 
-async def _readable_seqs(bootstrap: str, idle_ms: int = 1000) -> dict[int, tuple[int, int]]:
+async def _readable_seqs(bootstrap: str) -> dict[int, tuple[int, int]]:
     """The ``seq`` tag of every record a fresh consumer reads from the usage topic, from the
-    start until ``idle_ms`` pass with nothing new, with its position (partition, offset)."""
-    consumer = AIOKafkaConsumer(
-        topics.USAGE, bootstrap_servers=bootstrap, auto_offset_reset="earliest"
-    )
-    await consumer.start()
-    seqs: dict[int, tuple[int, int]] = {}
-    try:
-        while batch := await consumer.getmany(timeout_ms=idle_ms):
-            for records in batch.values():
-                for r in records:
-                    if (seq := _tag_seq(r.value)) is not None:
-                        seqs[seq] = (r.partition, r.offset)
-    finally:
-        await consumer.stop()
-    return seqs
+    start until a second passes with nothing new, with its position (partition, offset)."""
+    return {
+        seq: (r.partition, r.offset)
+        for r in await read_until_idle(bootstrap, topics.USAGE, 1000)
+        if (seq := _tag_seq(r.value)) is not None
+    }
 
 
 def _phase_b(

@@ -22,6 +22,7 @@ import numpy as np
 import pyarrow as pa
 from msgspec import UNSET
 
+from schemas.events import TOKEN_FIELDS
 from streams.hot.batch import Rows
 
 _UTC_US: Final = pa.timestamp("us", tz="UTC")
@@ -42,13 +43,6 @@ _FEW: Final = (
 )
 _FLAGS: Final = frozenset({"cache_hit", "partial"})
 _few = attrgetter(*_FEW)
-_TOKENS: Final = (
-    "input_tokens",
-    "output_tokens",
-    "cache_read_tokens",
-    "cache_write_tokens",
-    "reasoning_tokens",
-)
 FORMAT: Final = "ArrowStream"
 
 
@@ -95,7 +89,7 @@ def usage_block(rows: Rows, piece: Sequence[int]) -> tuple[list[str], bytes]:
             values = pa.array([c[k] or "" for c in combos], pa.string())
         columns[name] = values.take(codes)
     columns["request_id"] = pa.array([e.request_id or "" for e in events], pa.string())
-    for name in _TOKENS:
+    for name in TOKEN_FIELDS:
         columns[name] = pa.array([getattr(e, name) or 0 for e in events], pa.uint32())
     columns["quantity"] = pa.array([e.quantity or None for e in events], pa.string())
     columns["supplied_cost_usd"] = pa.array([e.cost_usd or None for e in events], pa.string())

@@ -42,22 +42,30 @@ async def read_topic(
     return records
 
 
+async def read_until_idle(
+    bootstrap: str, topic: str, idle_ms: int = 500
+) -> list[ConsumerRecord[bytes, bytes]]:
+    """Every record of ``topic``, read from the start until ``idle_ms`` pass with nothing
+    new (all partitions, in fetch order)."""
+    consumer = AIOKafkaConsumer(topic, bootstrap_servers=bootstrap, auto_offset_reset="earliest")
+    await consumer.start()
+    records: list[ConsumerRecord[bytes, bytes]] = []
+    try:
+        while batch := await consumer.getmany(timeout_ms=idle_ms):
+            for part in batch.values():
+                records.extend(part)
+    finally:
+        await consumer.stop()
+    return records
+
+
 async def latest_statuses(bootstrap: str, idle_ms: int = 500) -> dict[str, dict[str, Any]]:
     """The last budget status published for each budget (the compacted status topic read
     from the start until ``idle_ms`` pass with nothing new), by budget name."""
-    consumer = AIOKafkaConsumer(
-        BUDGET_STATUS, bootstrap_servers=bootstrap, auto_offset_reset="earliest"
-    )
-    await consumer.start()
-    latest: dict[str, dict[str, Any]] = {}
-    try:
-        while batch := await consumer.getmany(timeout_ms=idle_ms):
-            for records in batch.values():
-                for r in records:
-                    latest[r.key.decode()] = orjson.loads(r.value)
-    finally:
-        await consumer.stop()
-    return latest
+    return {
+        r.key.decode(): orjson.loads(r.value)
+        for r in await read_until_idle(bootstrap, BUDGET_STATUS, idle_ms)
+    }
 
 
 async def spent_by_budget(bootstrap: str, idle_ms: int = 500) -> dict[str, int]:
