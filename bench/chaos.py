@@ -76,6 +76,7 @@ from sinks.client import make_client  # noqa: E402
 from sinks.settings import ClickHouseSettings  # noqa: E402
 from streams import topics  # noqa: E402
 from streams.broker import TansuBroker, free_port, stop_process  # noqa: E402
+from tests.support.chdb_server import ChdbHttp  # noqa: E402
 from tests.support.slack_server import SlackServer, rate_limited, server_error  # noqa: E402
 from tests.support.smtp_server import SmtpServer  # noqa: E402
 from tests.support.topic import read_until_idle, spent_by_budget  # noqa: E402
@@ -84,7 +85,6 @@ SERVICES = ("chat", "voice", "search", "lead-enricher", "summarize", "embed", "r
 GROUP = "spendwatch-worker"
 THRESHOLDS = (50, 80, 95, 100)
 CHFAIL_GRACE_S = 3.0  # an insert in flight when the ClickHouse outage begins may still land
-CHDB_HTTP = (sys.executable, "-m", "tests.support.chdb_http")
 WORKER = (sys.executable, "-m", "streams.cli", "worker", "--config")
 
 
@@ -197,35 +197,6 @@ def send(seq: int, seed: int) -> None:
 
 
 # -- processes ---------------------------------------------------------------------------------
-class ChdbHttp:
-    """``python -m tests.support.chdb_http`` on a free port over ``path``."""
-
-    def __init__(self, path: Path, log: Path) -> None:
-        self.port = free_port()
-        self.process = subprocess.Popen(
-            [*CHDB_HTTP, "--path", str(path), "--port", str(self.port)],
-            cwd=ROOT,
-            stdout=log.open("ab"),
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
-        self.dsn = f"http://127.0.0.1:{self.port}"
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline:
-            with (
-                contextlib.suppress(OSError),
-                urllib.request.urlopen(f"{self.dsn}/ping", timeout=2),
-            ):
-                return
-            if self.process.poll() is not None:
-                raise RuntimeError(f"chdb_http exited with {self.process.returncode}")
-            time.sleep(0.2)
-        raise TimeoutError("chdb_http did not answer")
-
-    def stop(self) -> None:
-        stop_process(self.process, grace_s=10.0)
-
-
 @dataclass
 class Worker:
     name: str

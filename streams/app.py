@@ -167,10 +167,19 @@ class Pipeline:
         app.on_before_shutdown.connect(self._on_shutdown)  # type: ignore[arg-type]
 
     async def _on_revoked(self, app: Any, revoked: Any, **kwargs: Any) -> None:
-        """Stop delivering for alert partitions that may move (before the group rejoins)."""
+        """Stop delivering for alert partitions that may move, and drop the ledgers of the
+        budgets whose ``budget-deltas`` partition is revoked (before the group rejoins).
+
+        A budget this worker gets back is then seeded again from ClickHouse, like any budget
+        it takes over: the group may have run a generation without this worker (a stall past
+        the session timeout), in which another worker counted the budget's deltas and
+        committed them, so the ledger kept from before would lack them for good."""
         self.runtime.alerts_rebalancing()
         await self.runtime.revoke_alerts(
             {tp.partition for tp in revoked if tp.topic == topics.ALERTS}
+        )
+        self.book.release(
+            self._budgets_on({tp.partition for tp in revoked if tp.topic == topics.BUDGET_DELTAS})
         )
 
     async def _on_assigned(self, app: Any, assigned: Any, **kwargs: Any) -> None:
@@ -180,19 +189,24 @@ class Pipeline:
         await self.runtime.assign_alerts(
             {tp.partition for tp in assigned if tp.topic == topics.ALERTS}
         )
-        count = self.partitions[topics.BUDGET_DELTAS]
-        mine = {tp.partition for tp in assigned if tp.topic == topics.BUDGET_DELTAS}
-        everything = list(range(count))
-        owned = {
-            name
-            for name in self.book.budgets
-            if _PARTITIONER(name.encode(), everything, everything) in mine
-        }
+        owned = self._budgets_on(
+            {tp.partition for tp in assigned if tp.topic == topics.BUDGET_DELTAS}
+        )
         self.book.release(self.book.owned - owned)
         for name in self.book.take(owned):
             task = asyncio.create_task(self._seed(name), name=f"seed-{name}")
             self._tasks.add(task)
             task.add_done_callback(self._tasks.discard)
+
+    def _budgets_on(self, partitions: set[int]) -> set[str]:
+        """The budgets whose ``budget-deltas`` partition is one of ``partitions`` (key =
+        budget name, the producers' partitioner)."""
+        everything = list(range(self.partitions[topics.BUDGET_DELTAS]))
+        return {
+            name
+            for name in self.book.budgets
+            if _PARTITIONER(name.encode(), everything, everything) in partitions
+        }
 
     async def _seed(self, name: str) -> None:
         await self.runtime.ready.wait()

@@ -116,6 +116,11 @@ class LedgerBook:
             task = self._seeding[name] = asyncio.create_task(self._seed(name))
         try:
             return await asyncio.shield(task)
+        except asyncio.CancelledError:
+            current = asyncio.current_task()
+            if task.cancelled() and not (current and current.cancelling()):
+                return []  # released while seeding (a rebalance); the caller goes on
+            raise
         finally:
             if task.done() and self._seeding.get(name) is task:
                 del self._seeding[name]
