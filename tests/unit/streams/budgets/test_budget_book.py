@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import dataclasses
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
@@ -104,6 +106,31 @@ async def test_a_released_budget_is_forgotten_and_ignores_deltas() -> None:
     await b.seed("daily")
     b.release(["daily"])
     assert b.states == {} and await b.apply(delta((0, 0, USD))) == []
+
+
+async def test_a_delta_waiting_on_a_seeding_dropped_by_a_rebalance_returns_nothing() -> None:
+    """A revocation releases the budget while the budgets agent waits on its seeding: the
+    agent gets no alerts (not a CancelledError that would stop it), and the budget taken
+    back is seeded afresh from what ClickHouse holds then."""
+    store = Store(USD, {"e1:0": 0}, set())
+    gate = asyncio.Event()
+    spend = store.store().spend
+
+    async def slow_spend(*args: object) -> StoredSpend:
+        await gate.wait()
+        return await spend(*args)
+
+    b = LedgerBook(BUDGETS, dataclasses.replace(store.store(), spend=slow_spend), clock=lambda: NOW)
+    b.take(["daily"])
+    waiting = asyncio.create_task(b.apply(delta((0, 1, USD))))
+    await asyncio.sleep(0)
+    b.release(["daily"])  # the rebalance
+    assert await waiting == [] and b.states == {}
+    store.spent, store.positions = 3 * USD, {"e1:0": 1}  # another owner counted offset 1
+    gate.set()
+    assert b.take(["daily"]) == ["daily"]
+    assert await b.seed("daily") == []
+    assert b.states["daily"].spent_nusd == 3 * USD
 
 
 async def test_reseed_counts_what_deltas_lost_and_each_later_delta_once() -> None:
