@@ -76,6 +76,7 @@ from sinks.client import make_client  # noqa: E402
 from sinks.settings import ClickHouseSettings  # noqa: E402
 from streams import topics  # noqa: E402
 from streams.broker import TansuBroker, free_port, stop_process  # noqa: E402
+from streams.budgets.delta import decode_delta  # noqa: E402
 from tests.support.chdb_server import ChdbHttp  # noqa: E402
 from tests.support.slack_server import SlackServer, rate_limited, server_error  # noqa: E402
 from tests.support.smtp_server import SmtpServer  # noqa: E402
@@ -665,8 +666,6 @@ def _rows(client: Any) -> int:
 async def _delta_positions(bootstrap: str) -> dict[str, dict[Any, int]]:
     """Every budget delta on the broker, read from the start until 1.5 s pass with nothing
     new: per budget, ``(epoch, partition, offset) -> cost`` over all its deltas."""
-    from streams.budgets.delta import decode_delta
-
     out: dict[str, dict[Any, int]] = {}
     for r in await read_until_idle(bootstrap, topics.BUDGET_DELTAS, 1500):
         delta = decode_delta(r.value)

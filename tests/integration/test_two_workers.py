@@ -22,13 +22,13 @@ from pathlib import Path
 import orjson
 import pytest
 import spendwatch
-from aiokafka import AIOKafkaConsumer
 from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.partitioner import DefaultPartitioner
 
 from streams import topics
 from streams.broker import TansuBroker, create_topics
 from tests.support.slack_server import SlackServer
+from tests.support.topic import read_until_idle
 from tests.support.worker import running_worker, wait_for
 
 pytestmark = pytest.mark.integration
@@ -88,20 +88,12 @@ async def group_members(bootstrap: str) -> int:
 
 
 async def statuses_since(bootstrap: str, since_ms: int) -> list[dict[str, object]]:
-    consumer = AIOKafkaConsumer(
-        topics.BUDGET_STATUS, bootstrap_servers=bootstrap, auto_offset_reset="earliest"
-    )
-    await consumer.start()
-    try:
-        out: list[dict[str, object]] = []
-        while True:
-            batches = await consumer.getmany(timeout_ms=1500)
-            if not batches:
-                return out
-            for records in batches.values():
-                out += [orjson.loads(r.value) for r in records if r.timestamp >= since_ms]
-    finally:
-        await consumer.stop()
+    """Every budget status published at or after ``since_ms``."""
+    return [
+        orjson.loads(r.value)
+        for r in await read_until_idle(bootstrap, topics.BUDGET_STATUS, 1500)
+        if r.timestamp >= since_ms
+    ]
 
 
 def digests(slack: SlackServer) -> list[str]:

@@ -85,12 +85,8 @@ def spend(bootstrap: str, wave: int) -> int:
 
 def owner(workers: list[WorkerProcess]) -> int | None:
     """The index of the worker that owns ``fleet`` and has seeded it, if exactly one does."""
-    found = [
-        i
-        for i, w in enumerate(workers)
-        if "fleet" in w.health()[1]["ledgers"]["seeded"]
-        and "fleet" in w.health()[1]["ledgers"]["owned"]
-    ]
+    ledgers = [w.health()[1]["ledgers"] for w in workers]
+    found = [i for i, b in enumerate(ledgers) if "fleet" in b["seeded"] and "fleet" in b["owned"]]
     return found[0] if len(found) == 1 else None
 
 
