@@ -9,7 +9,9 @@ in one run:
 2. ``getmany`` + the contract's msgspec decode + the row splice of the hot path, committing
    each batch - no ClickHouse;
 3. the same with each batch inserted into chDB (``usage_events`` with its rollup views) in a
-   thread, overlapping the next batch, as the worker does.
+   thread, overlapping the next batch, as JSONEachRow lines;
+4. the same as the worker stores rows today: the decoded events as the hot path's Arrow block
+   (``streams.hot.arrow.usage_block``, built on the loop's thread), inserted in a thread.
 
 Everything the worker does beyond (3) - validation, dedupe, pricing, detector minutes, budget
 deltas - comes on top. Prints events/s and ratios; not a test.
@@ -39,10 +41,12 @@ from sinks.migrate import migrate  # noqa: E402
 from sinks.settings import ClickHouseSettings  # noqa: E402
 from streams import topics  # noqa: E402
 from streams.broker import TansuBroker, create_topics  # noqa: E402
+from streams.hot.arrow import FORMAT, usage_block  # noqa: E402
+from streams.hot.batch import Rows  # noqa: E402
 from streams.hot.writer import INSERT_SETTINGS  # noqa: E402
 
 
-async def minimal(bootstrap: str, n: int, client: Any | None) -> float:
+async def minimal(bootstrap: str, n: int, client: Any | None, arrow: bool = False) -> float:
     consumer = AIOKafkaConsumer(
         topics.USAGE,
         bootstrap_servers=bootstrap,
@@ -63,9 +67,19 @@ async def minimal(bootstrap: str, n: int, client: Any | None) -> float:
             if started is None:
                 started = time.perf_counter()
             rows = []
+            block = Rows(epoch="ceiling", ingested_us=time.time_ns() // 1000)
             for records in got.values():
                 for r in records:
-                    decode(r.value)
+                    event = decode(r.value)
+                    if arrow:
+                        block.events.append(event)
+                        block.costs.append(1)
+                        block.partitions.append(r.partition)
+                        block.offsets.append(r.offset)
+                        block.keys.append(0)
+                        block.ts_us.append(block.ingested_us)
+                        seen += 1
+                        continue
                     rows.append(
                         b"".join(
                             (
@@ -79,7 +93,19 @@ async def minimal(bootstrap: str, n: int, client: Any | None) -> float:
                     seen += 1
             if inflight is not None:
                 await inflight
-            if client is not None:
+            if client is not None and arrow:
+                columns, body = usage_block(block, range(len(block)))
+                inflight = asyncio.ensure_future(
+                    asyncio.to_thread(
+                        client.raw_insert,
+                        "usage_events",
+                        columns,
+                        insert_block=body,
+                        fmt=FORMAT,
+                        settings=INSERT_SETTINGS,
+                    )
+                )
+            elif client is not None:
                 body = b"\n".join(rows)
                 inflight = asyncio.ensure_future(
                     asyncio.to_thread(
@@ -116,6 +142,7 @@ def main() -> int:
         raw = asyncio.run(raw_rate(bootstrap, n))
         decoded = asyncio.run(minimal(bootstrap, n, None))
         inserted = asyncio.run(minimal(bootstrap, n, client))
+        arrowed = asyncio.run(minimal(bootstrap, n, client, arrow=True))
         client.close()
     print(f"reference, bare getmany + orjson.loads: {raw:,.0f} events/s")
     print(
@@ -124,6 +151,10 @@ def main() -> int:
     print(
         f"  + chDB insert (rollup views), overlapped: {inserted:,.0f} events/s = "
         f"{inserted / raw:.2f} x"
+    )
+    print(
+        f"  + the worker's Arrow block and chDB insert instead: {arrowed:,.0f} events/s = "
+        f"{arrowed / raw:.2f} x"
     )
     return 0
 
