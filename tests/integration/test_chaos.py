@@ -30,7 +30,7 @@ from bench.chaos import Plan, run
 
 pytestmark = pytest.mark.integration
 
-NOT_ASSERTED = ("C: p99 added by spendwatch",)
+NOT_ASSERTED = ("C: p99 added by",)  # timing: measured in bench/, never asserted in a test
 
 
 def test_short_chaos_run_loses_and_repeats_nothing(tmp_path: Path) -> None:
