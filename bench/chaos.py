@@ -1140,7 +1140,7 @@ def _phase_c(plan: Plan, result: Result, log: Callable[[str], None]) -> None:
             for _ in range(WARM_UP):
                 client.chat.completions.create(model="gpt-4o-mini", messages=messages)
 
-        # Every arm times the same instructions (two clock reads around the call, one after
+        # Both arms of a pair time the same instructions (the bare pair reads the clock after
         # ``record`` or after nothing), so the clock's own cost is the same on both sides.
         rounds: dict[str, tuple[list[list[float]], list[list[float]]]] = {
             "client": ([], []),
