@@ -13,7 +13,7 @@ in one run:
 4. the same as the worker stores rows today: the decoded events as the hot path's Arrow block
    (``streams.hot.arrow.usage_block``, built on the loop's thread), inserted in a thread.
 
-Everything the worker does beyond (3) - validation, dedupe, pricing, detector minutes, budget
+Everything the worker does beyond (3) or (4) - validation, dedupe, pricing, detector minutes, budget
 deltas - comes on top. Prints events/s and ratios; not a test.
 """
 
