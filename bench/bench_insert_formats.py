@@ -3,13 +3,14 @@
     .venv/bin/python bench/bench_insert_formats.py [--events 80000] [--repeats 2]
 
 The rows are the hot path's own (the realistic mix of bench_pipeline.py, built by
-``BatchBuilder`` into JSONEachRow blocks of 20,000, as the worker inserts them). ClickHouse
-then exports the same rows in other formats, and each set of blocks is inserted into a fresh
-database with the rollup views and the worker's insert settings: process CPU (all of chDB's
-threads) and wall time per row. Also: the JSONEachRow blocks with the settings the worker used
-before (insert-time collapse and parallel parsing on). Reference in the same run:
-``orjson.loads`` of the same events. It measures ClickHouse's side only: building a Native
-or Arrow block from Python objects costs the worker its own time (see bench/RESULTS.md).
+``BatchBuilder`` in batches of 20,000), as JSONEachRow lines (``Rows.body``) and as the
+worker's own Arrow blocks (``streams.hot.arrow.usage_block``, what the hot path inserts).
+ClickHouse then exports the same rows in other formats, and each set of blocks is inserted
+into a fresh database with the rollup views and the worker's insert settings: process CPU
+(all of chDB's threads) and wall time per row. Also: the JSONEachRow blocks with the settings
+the worker used before (insert-time collapse and parallel parsing on). Reference in the same
+run: ``orjson.loads`` of the same events. It measures ClickHouse's side only: building a
+block from Python objects costs the worker its own time (see bench/RESULTS.md).
 """
 
 from __future__ import annotations
@@ -34,6 +35,8 @@ from sinks.client import make_client  # noqa: E402
 from sinks.migrate import migrate  # noqa: E402
 from sinks.settings import ClickHouseSettings  # noqa: E402
 from streams.config import load_settings  # noqa: E402
+from streams.hot.arrow import FORMAT as ARROW_STREAM  # noqa: E402
+from streams.hot.arrow import usage_block  # noqa: E402
 from streams.hot.batch import BatchBuilder  # noqa: E402
 from streams.hot.dedupe import StoredIds  # noqa: E402
 from streams.hot.writer import INSERT_SETTINGS  # noqa: E402
@@ -71,7 +74,9 @@ def json_blocks(n: int) -> tuple[list[bytes], float]:
     blocks = []
     for i in range(0, n, BLOCK):
         batch = builder.build(builder.decode(records[i : i + BLOCK]), now_us)
-        blocks.append(b"\n".join(batch.rows.bodies))
+        rows = batch.rows
+        blocks.append(b"\n".join(rows.body(j) for j in range(len(rows))))
+        WORKER_ARROW.append(usage_block(rows, range(len(rows))))
     started = time.thread_time()
     for _, value in raw:
         orjson.loads(value)
@@ -104,6 +109,30 @@ def insert(
 
 
 COLUMNS: list[str] = []
+# The hot path's own blocks: (column names, ArrowStream bytes), built from the same rows.
+WORKER_ARROW: list[tuple[list[str], bytes]] = []
+
+
+def insert_worker_arrow(n: int) -> tuple[float, float]:
+    """(CPU µs, wall µs) per row to insert the worker's own Arrow blocks, as it does."""
+    with tempfile.TemporaryDirectory() as tmp:
+        ch = ClickHouseSettings(dsn=f"chdb://{tmp}/chdb")
+        client = make_client(ch)
+        migrate(client, ch)
+        cpu0, wall0 = cpu_s(), time.perf_counter()
+        for i, (columns, body) in enumerate(WORKER_ARROW):
+            client.raw_insert(
+                "usage_events",
+                columns,
+                insert_block=body,
+                fmt=ARROW_STREAM,
+                settings={**INSERT_SETTINGS, "insert_deduplication_token": f"w{i}"},
+            )
+        cpu, wall = cpu_s() - cpu0, time.perf_counter() - wall0
+        stored = int(client.query("SELECT count() FROM usage_events").result_rows[0][0])
+        client.close()
+    assert stored == n, ("worker arrow", stored)
+    return cpu * 1e6 / n, wall * 1e6 / n
 
 
 def main() -> int:
@@ -150,12 +179,14 @@ def main() -> int:
         )
         for fmt in FORMATS:
             runs.setdefault(fmt, []).append(insert(exported[fmt], fmt, INSERT_SETTINGS, n))
+        runs.setdefault("the worker's own Arrow blocks", []).append(insert_worker_arrow(n))
     print(f"rows: {n:,} in blocks of {BLOCK:,}; reference orjson.loads {ref_us:.2f} µs/event")
     print("| format | bytes/row | ClickHouse CPU µs/row (x orjson.loads) | wall µs/row |")
     print("| --- | ---: | --- | --- |")
     for name, results in runs.items():
         fmt = name.split(",")[0]
-        size = sum(map(len, exported[fmt])) / n
+        sent = [b for _, b in WORKER_ARROW] if fmt not in exported else exported[fmt]
+        size = sum(map(len, sent)) / n
         cpu = " / ".join(f"{c:.2f} ({c / ref_us:.2f})" for c, _ in results)
         wall = " / ".join(f"{w:.2f}" for _, w in results)
         print(f"| {name} | {size:.0f} | {cpu} | {wall} |")

@@ -24,7 +24,7 @@ from typing import Any
 import orjson
 from genai_prices import Usage, calc_price
 
-from schemas.events import parse_ts, validate_event
+from schemas.events import Rejection, UsageEvent, decode_event, parse_ts
 from streams.pricing import CATALOG, Pricer, PriceResult, PriceTable
 
 MODELS = [  # (provider, model, weight)
@@ -51,7 +51,7 @@ TABLE = PriceTable.from_config(
 )
 
 
-def make_events(n: int, seed: int = 1) -> list[dict[str, Any]]:
+def make_events(n: int, seed: int = 1) -> list[UsageEvent]:
     rng = random.Random(seed)
     start = datetime(2025, 6, 1, tzinfo=UTC)
     weights = [w for _, _, w in MODELS]
@@ -98,37 +98,36 @@ def make_events(n: int, seed: int = 1) -> list[dict[str, Any]]:
             raw["cache_hit"] = True
         if rng.random() < 0.05:
             raw["cost_usd"] = str(Decimal(rng.randrange(1, 10**6)).scaleb(-6))
-        event, rejection = validate_event(orjson.dumps(raw))
-        assert event is not None, rejection
-        events.append(event)
+        decoded = decode_event(orjson.dumps(raw))  # the worker prices decoded events
+        assert not isinstance(decoded, Rejection), decoded
+        events.append(decoded[0])
     return events
 
 
 class CalcPricePerEvent(Pricer):
     """Same rules, but every LLM event goes through ``calc_price`` (the slow baseline)."""
 
-    def _price_llm(self, event: dict[str, Any], model: str, cache_hit: bool) -> PriceResult:
-        if event["status"] == "error" and not (
-            event.get("input_tokens") or event.get("output_tokens")
-        ):
+    def _price_llm(self, event: UsageEvent, model: str, cache_hit: bool) -> PriceResult:
+        provider = event.provider or None
+        if event.status == "error" and not (event.input_tokens or event.output_tokens):
             try:
-                calc_price(Usage(), model, provider_id=event.get("provider"))
+                calc_price(Usage(), model, provider_id=provider)
             except LookupError:
                 return super()._price_llm(event, model, cache_hit)  # same unpriced reason
             return PriceResult.priced(0, CATALOG, cache_hit=cache_hit)
         usage = Usage(
-            input_tokens=event.get("input_tokens", 0),
-            output_tokens=event.get("output_tokens", 0),
-            cache_read_tokens=event.get("cache_read_tokens", 0),
-            cache_write_tokens=event.get("cache_write_tokens", 0),
-            output_reasoning_tokens=event.get("reasoning_tokens", 0),
+            input_tokens=event.input_tokens or 0,
+            output_tokens=event.output_tokens or 0,
+            cache_read_tokens=event.cache_read_tokens or 0,
+            cache_write_tokens=event.cache_write_tokens or 0,
+            output_reasoning_tokens=event.reasoning_tokens or 0,
         )
         try:
             calc = calc_price(
                 usage,
                 model,
-                provider_id=event.get("provider"),
-                genai_request_timestamp=parse_ts(event["ts"]),
+                provider_id=provider,
+                genai_request_timestamp=parse_ts(event.ts),
             )
         except LookupError:
             return super()._price_llm(event, model, cache_hit)  # same unpriced reason
@@ -136,7 +135,7 @@ class CalcPricePerEvent(Pricer):
         return PriceResult.priced(int(usd.scaleb(9)), CATALOG, cache_hit=cache_hit)
 
 
-def run(pricer: Pricer, events: list[dict[str, Any]]) -> tuple[float, list[PriceResult]]:
+def run(pricer: Pricer, events: list[UsageEvent]) -> tuple[float, list[PriceResult]]:
     price = pricer.price
     t0 = time.perf_counter()
     results = [price(e) for e in events]
@@ -152,7 +151,7 @@ def main() -> None:
     print(f"machine: {platform.platform()}, {os.cpu_count()} CPUs, {platform.processor() or '?'}")
     print(f"python {sys.version.split()[0]}, genai-prices {version('genai-prices')}")
     events = make_events(args.events)
-    llm = sum(1 for e in events if "model" in e and "unit" not in e)
+    llm = sum(1 for e in events if e.model and not e.unit)
     print(f"events: {len(events)} ({llm} LLM, {len(events) - llm} unit/other)")
 
     cold_s, cold_results = run(Pricer(TABLE), events)
