@@ -54,7 +54,9 @@ async def new_producer(settings: Settings) -> AIOKafkaProducer:
     """A started producer for the hot path's deltas, alerts and dead letters."""
     producer = AIOKafkaProducer(
         bootstrap_servers=settings.kafka.bootstrap_servers,
-        linger_ms=5,
+        # A batch's deltas, alerts and dead letters are sent together and then awaited:
+        # lingering would only delay them (5 ms per batch on the way to Slack at 5,000/s).
+        linger_ms=0,
         max_request_size=16 * 1024 * 1024,
         max_batch_size=1024 * 1024,
     )
