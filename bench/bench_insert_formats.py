@@ -84,14 +84,19 @@ def json_blocks(n: int) -> tuple[list[bytes], float]:
 
 
 def insert(
-    blocks: list[bytes], fmt: str, settings: dict[str, object], n: int
+    blocks: list[bytes],
+    fmt: str,
+    settings: dict[str, object],
+    n: int,
+    columns: list[str] | None = None,
 ) -> tuple[float, float]:
     """(CPU µs, wall µs) per row to insert ``blocks`` into a fresh database."""
     with tempfile.TemporaryDirectory() as tmp:
         ch = ClickHouseSettings(dsn=f"chdb://{tmp}/chdb")
         client = make_client(ch)
         migrate(client, ch)
-        columns = None if fmt == "JSONEachRow" else COLUMNS
+        if columns is None and fmt != "JSONEachRow":
+            columns = COLUMNS
         cpu0, wall0 = cpu_s(), time.perf_counter()
         for i, block in enumerate(blocks):
             client.raw_insert(
@@ -111,28 +116,6 @@ def insert(
 COLUMNS: list[str] = []
 # The hot path's own blocks: (column names, ArrowStream bytes), built from the same rows.
 WORKER_ARROW: list[tuple[list[str], bytes]] = []
-
-
-def insert_worker_arrow(n: int) -> tuple[float, float]:
-    """(CPU µs, wall µs) per row to insert the worker's own Arrow blocks, as it does."""
-    with tempfile.TemporaryDirectory() as tmp:
-        ch = ClickHouseSettings(dsn=f"chdb://{tmp}/chdb")
-        client = make_client(ch)
-        migrate(client, ch)
-        cpu0, wall0 = cpu_s(), time.perf_counter()
-        for i, (columns, body) in enumerate(WORKER_ARROW):
-            client.raw_insert(
-                "usage_events",
-                columns,
-                insert_block=body,
-                fmt=ARROW_STREAM,
-                settings={**INSERT_SETTINGS, "insert_deduplication_token": f"w{i}"},
-            )
-        cpu, wall = cpu_s() - cpu0, time.perf_counter() - wall0
-        stored = int(client.query("SELECT count() FROM usage_events").result_rows[0][0])
-        client.close()
-    assert stored == n, ("worker arrow", stored)
-    return cpu * 1e6 / n, wall * 1e6 / n
 
 
 def main() -> int:
@@ -179,7 +162,11 @@ def main() -> int:
         )
         for fmt in FORMATS:
             runs.setdefault(fmt, []).append(insert(exported[fmt], fmt, INSERT_SETTINGS, n))
-        runs.setdefault("the worker's own Arrow blocks", []).append(insert_worker_arrow(n))
+        runs.setdefault("the worker's own Arrow blocks", []).append(
+            insert(
+                [b for _, b in WORKER_ARROW], ARROW_STREAM, INSERT_SETTINGS, n, WORKER_ARROW[0][0]
+            )
+        )
     print(f"rows: {n:,} in blocks of {BLOCK:,}; reference orjson.loads {ref_us:.2f} µs/event")
     print("| format | bytes/row | ClickHouse CPU µs/row (x orjson.loads) | wall µs/row |")
     print("| --- | ---: | --- | --- |")
