@@ -23,9 +23,11 @@ B. The broker stops for ``--broker-outage-s`` and restarts empty (Tansu keeps to
    sends them once the broker is back; ``stats().dropped`` counts its evictions; what
    ClickHouse lacks is those evictions plus what the stopped broker had acknowledged and the
    workers had not yet read (measured: records acknowledged = SDK ``sent``).
-C. An instrumented app whose broker is unreachable for ``--unreachable-s``: p99 of a call with
-   ``spendwatch.record`` after it against the same call without, alternated in one run; the
-   p99 added must stay within the call's own noise (see ``_phase_c``). ``--phases C`` runs
+C. An instrumented app whose broker is unreachable for ``--unreachable-s``: the p99 of an
+   ``openai.OpenAI`` client wrapped by ``spendwatch.instrument`` against the same client
+   unwrapped (the verdict), and of a bare HTTP call with ``spendwatch.record`` after it
+   against the call alone (reported), alternated in one run; the p99 added must stay within
+   the call's own noise (see ``_phase_c``). ``--phases C`` runs
    this phase alone (about ``--unreachable-s``; no broker, no workers); ``--c-stall-us N``
    is its positive control (the instrumented arm also stalls N µs on one call in 25).
 
